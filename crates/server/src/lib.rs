@@ -1,1 +1,3 @@
-//! concord server
+//! The concord server: connections, sessions, watches, the Raft write path, storage and config.
+
+pub mod config;
