@@ -13,11 +13,11 @@ pub mod request;
 pub mod response;
 
 pub use codec::Reader;
+pub use consts::op;
 pub use consts::*;
 pub use error::{DecodeError, ErrorCode};
 pub use records::*;
 pub use request::*;
-pub use consts::op;
 pub use response::*;
 
 #[cfg(test)]

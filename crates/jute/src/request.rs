@@ -207,7 +207,9 @@ impl Request {
             Request::GetChildren {
                 with_stat: false, ..
             } => op::GET_CHILDREN,
-            Request::GetChildren { with_stat: true, .. } => op::GET_CHILDREN2,
+            Request::GetChildren {
+                with_stat: true, ..
+            } => op::GET_CHILDREN2,
             Request::Sync { .. } => op::SYNC,
             Request::Ping => op::PING,
             Request::Check { .. } => op::CHECK,

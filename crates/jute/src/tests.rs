@@ -124,9 +124,7 @@ fn all_requests() -> Vec<Request> {
         Request::Sasl {
             token: vec![1, 2, 3],
         },
-        Request::GetEphemerals {
-            prefix: "/".into(),
-        },
+        Request::GetEphemerals { prefix: "/".into() },
         Request::GetAllChildrenNumber { path: "/".into() },
         Request::AddWatch {
             path: "/".into(),
@@ -191,7 +189,10 @@ fn every_response_round_trips() {
                 OpResult::GetData(vec![9], stat),
             ]),
         ),
-        (op::GET_EPHEMERALS, Response::GetEphemerals(vec!["/e".into()])),
+        (
+            op::GET_EPHEMERALS,
+            Response::GetEphemerals(vec!["/e".into()]),
+        ),
         (op::GET_ALL_CHILDREN_NUMBER, Response::AllChildrenNumber(4)),
         (
             op::WHO_AM_I,
@@ -240,7 +241,10 @@ fn unknown_opcode_and_bad_multi_are_errors() {
     RequestHeader { xid: 1, op: 999 }.encode(&mut w);
     assert_eq!(
         decode_request(&w).unwrap_err(),
-        (Some(RequestHeader { xid: 1, op: 999 }), DecodeError::UnknownOpCode(999))
+        (
+            Some(RequestHeader { xid: 1, op: 999 }),
+            DecodeError::UnknownOpCode(999)
+        )
     );
     let mut w = Vec::new();
     RequestHeader {
@@ -263,10 +267,19 @@ fn unknown_opcode_and_bad_multi_are_errors() {
 #[test]
 fn frame_checks() {
     assert_eq!(check_frame(&[0, 0], 100), FrameStatus::Incomplete(4));
-    assert_eq!(check_frame(&[0, 0, 0, 2, 1], 100), FrameStatus::Incomplete(6));
-    assert_eq!(check_frame(&[0, 0, 0, 2, 1, 2, 3], 100), FrameStatus::Ready(2));
+    assert_eq!(
+        check_frame(&[0, 0, 0, 2, 1], 100),
+        FrameStatus::Incomplete(6)
+    );
+    assert_eq!(
+        check_frame(&[0, 0, 0, 2, 1, 2, 3], 100),
+        FrameStatus::Ready(2)
+    );
     assert_eq!(check_frame(&[0, 0, 1, 0], 100), FrameStatus::TooLarge(256));
-    assert_eq!(check_frame(&[0xff, 0xff, 0xff, 0xff], 100), FrameStatus::TooLarge(-1));
+    assert_eq!(
+        check_frame(&[0xff, 0xff, 0xff, 0xff], 100),
+        FrameStatus::TooLarge(-1)
+    );
     assert!(is_four_letter_word(b"ruok"));
     assert!(!is_four_letter_word(&[0, 0, 0, 45]));
 }

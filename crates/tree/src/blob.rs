@@ -1,0 +1,151 @@
+//! `Blob`: one shared, immutable heap allocation holding a znode's name and data.
+//!
+//! A single thin pointer (8 bytes in the node) to `[refcount u32][name_len u32][data_len u32]
+//! [name][data]`. Sharing is what lets a snapshot keep reading old versions while writes go on:
+//! a copy-on-write chunk copy bumps the counts instead of copying the bytes.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+#[repr(C)]
+struct Header {
+    refs: AtomicU32,
+    name_len: u32,
+    data_len: u32,
+}
+
+const HDR: usize = std::mem::size_of::<Header>();
+
+/// A reference-counted, immutable (name, data) pair.
+pub struct Blob {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: the contents are immutable after construction and the count is atomic.
+unsafe impl Send for Blob {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Blob {}
+
+fn layout(len: usize) -> Layout {
+    Layout::from_size_align(HDR + len, std::mem::align_of::<Header>()).expect("blob layout")
+}
+
+impl Blob {
+    /// Allocates a blob holding `name` followed by `data`.
+    pub fn new(name: &[u8], data: &[u8]) -> Blob {
+        assert!(name.len() <= u32::MAX as usize && data.len() <= u32::MAX as usize);
+        let lay = layout(name.len() + data.len());
+        // SAFETY: the layout has a non-zero size (the header).
+        let raw = unsafe { alloc(lay) } as *mut Header;
+        let Some(ptr) = NonNull::new(raw) else {
+            handle_alloc_error(lay)
+        };
+        // SAFETY: `raw` points to a fresh allocation large enough for the header and both parts.
+        unsafe {
+            raw.write(Header {
+                refs: AtomicU32::new(1),
+                name_len: name.len() as u32,
+                data_len: data.len() as u32,
+            });
+            let body = (raw as *mut u8).add(HDR);
+            std::ptr::copy_nonoverlapping(name.as_ptr(), body, name.len());
+            std::ptr::copy_nonoverlapping(data.as_ptr(), body.add(name.len()), data.len());
+        }
+        Blob { ptr }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the pointer stays valid while any Blob refers to it.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    fn body(&self) -> *const u8 {
+        // SAFETY: the body follows the header inside the same allocation.
+        unsafe { (self.ptr.as_ptr() as *const u8).add(HDR) }
+    }
+
+    /// The node's name (the last path segment).
+    pub fn name(&self) -> &str {
+        let h = self.header();
+        // SAFETY: name bytes were copied from a &str (or validated UTF-8) at construction.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                self.body(),
+                h.name_len as usize,
+            ))
+        }
+    }
+
+    /// The node's data.
+    pub fn data(&self) -> &[u8] {
+        let h = self.header();
+        // SAFETY: data bytes follow the name within the allocation.
+        unsafe {
+            std::slice::from_raw_parts(self.body().add(h.name_len as usize), h.data_len as usize)
+        }
+    }
+
+    /// A new blob with the same name and other data.
+    pub fn with_data(&self, data: &[u8]) -> Blob {
+        Blob::new(self.name().as_bytes(), data)
+    }
+
+    /// Heap bytes held by this blob (for accounting).
+    pub fn heap_size(&self) -> usize {
+        let h = self.header();
+        HDR + h.name_len as usize + h.data_len as usize
+    }
+}
+
+impl Clone for Blob {
+    fn clone(&self) -> Blob {
+        let old = self.header().refs.fetch_add(1, Ordering::Relaxed);
+        if old > i32::MAX as u32 {
+            std::process::abort();
+        }
+        Blob { ptr: self.ptr }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let h = self.header();
+        let lay = layout(h.name_len as usize + h.data_len as usize);
+        // SAFETY: this was the last reference; the allocation came from `alloc(lay)`.
+        unsafe { dealloc(self.ptr.as_ptr() as *mut u8, lay) };
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blob({:?}, {} bytes)", self.name(), self.data().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_name_and_data_and_shares() {
+        let b = Blob::new(b"node", b"\x00\x01data");
+        assert_eq!(b.name(), "node");
+        assert_eq!(b.data(), b"\x00\x01data");
+        let c = b.clone();
+        drop(b);
+        assert_eq!(c.name(), "node");
+        let d = c.with_data(b"");
+        assert_eq!(d.name(), "node");
+        assert_eq!(d.data(), b"");
+        let e = Blob::new(b"", b"");
+        assert_eq!(e.name(), "");
+        assert_eq!(e.heap_size(), HDR);
+        let t = std::thread::spawn(move || c.data().len());
+        assert_eq!(t.join().unwrap(), 6);
+    }
+}

@@ -1,0 +1,491 @@
+//! Node storage: a slab of nodes in copy-on-write chunks, a hash index from (parent, name) to
+//! node id, and intrusive sibling lists for children.
+//!
+//! Cloning the chunk list ([`Store::freeze`]) is how a snapshot gets a consistent view in
+//! microseconds: later writes copy a chunk (and bump its blobs' counts) the first time they touch
+//! it, so the snapshot keeps the old version and writes never wait for the snapshot.
+
+use crate::blob::Blob;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// "No node" in links.
+pub const NIL: u32 = u32::MAX;
+/// Id of the root node.
+pub const ROOT: u32 = 0;
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// One znode: its blob (name and data), links, ACL reference and Stat fields.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Name and data.
+    pub blob: Blob,
+    /// Parent id (NIL for the root).
+    pub parent: u32,
+    first_child: u32,
+    next: u32,
+    prev: u32,
+    /// Index into the ACL table.
+    pub acl: u32,
+    /// Number of children.
+    pub num_children: i32,
+    /// Data version.
+    pub version: i32,
+    /// Child version.
+    pub cversion: i32,
+    /// ACL version.
+    pub aversion: i32,
+    /// Create zxid.
+    pub czxid: i64,
+    /// Last modification zxid.
+    pub mzxid: i64,
+    /// Last child change zxid.
+    pub pzxid: i64,
+    /// Create time (ms).
+    pub ctime: i64,
+    /// Modification time (ms).
+    pub mtime: i64,
+    /// Ephemeral owner / container / TTL marker.
+    pub ephemeral_owner: i64,
+}
+
+impl Node {
+    /// A node with the given name, data and Stat fields, not yet linked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(blob: Blob, acl: u32, zxid: i64, time: i64, ephemeral_owner: i64) -> Node {
+        Node {
+            blob,
+            parent: NIL,
+            first_child: NIL,
+            next: NIL,
+            prev: NIL,
+            acl,
+            num_children: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            ephemeral_owner,
+        }
+    }
+
+    /// The wire Stat of this node.
+    pub fn stat(&self) -> concord_jute::Stat {
+        concord_jute::Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: self.blob.data().len() as i32,
+            num_children: self.num_children,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+type Chunk = Vec<Option<Node>>;
+
+/// A frozen, consistent view of every node, for writing a snapshot.
+#[derive(Clone)]
+pub struct Frozen {
+    chunks: Vec<Arc<Chunk>>,
+}
+
+impl Frozen {
+    /// Every live node with its id, in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (u32, &Node)> {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, n)| n.as_ref().map(|n| (((c << CHUNK_BITS) + i) as u32, n)))
+        })
+    }
+}
+
+/// The node slab and its indexes.
+pub struct Store {
+    chunks: Vec<Arc<Chunk>>,
+    free: Vec<u32>,
+    live: usize,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Store {
+    /// A store holding only a root node.
+    pub fn new(root: Node) -> Store {
+        let mut s = Store {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            index: HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421),
+        };
+        let id = s.alloc(root);
+        debug_assert_eq!(id, ROOT);
+        s
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        hash_key(&self.hasher, parent, name)
+    }
+
+    fn slot(&self, id: u32) -> Option<&Node> {
+        self.chunks
+            .get((id >> CHUNK_BITS) as usize)?
+            .get(id as usize & (CHUNK - 1))?
+            .as_ref()
+    }
+
+    /// The node with this id. Panics on a dead id: callers only hold ids from lookups.
+    pub fn get(&self, id: u32) -> &Node {
+        self.slot(id).expect("live node id")
+    }
+
+    /// Mutable access to a node (copies its chunk first if a snapshot shares it).
+    pub fn get_mut(&mut self, id: u32) -> &mut Node {
+        let chunk = Arc::make_mut(&mut self.chunks[(id >> CHUNK_BITS) as usize]);
+        chunk[id as usize & (CHUNK - 1)]
+            .as_mut()
+            .expect("live node id")
+    }
+
+    fn alloc(&mut self, node: Node) -> u32 {
+        self.live += 1;
+        if let Some(id) = self.free.pop() {
+            let chunk = Arc::make_mut(&mut self.chunks[(id >> CHUNK_BITS) as usize]);
+            chunk[id as usize & (CHUNK - 1)] = Some(node);
+            return id;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        let c = self.chunks.len() - 1;
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        chunk.push(Some(node));
+        ((c << CHUNK_BITS) + chunk.len() - 1) as u32
+    }
+
+    /// Number of live nodes.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether the store has no nodes (never true once built: the root always exists).
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The child of `parent` called `name`.
+    pub fn child(&self, parent: u32, name: &str) -> Option<u32> {
+        let h = self.hash(parent, name);
+        self.index
+            .find(h, |&id| {
+                let n = self.get(id);
+                n.parent == parent && n.blob.name() == name
+            })
+            .copied()
+    }
+
+    /// The node at a (valid) path.
+    pub fn lookup(&self, path: &str) -> Option<u32> {
+        let mut id = ROOT;
+        for seg in crate::path::segments(path) {
+            id = self.child(id, seg)?;
+        }
+        Some(id)
+    }
+
+    /// Links `node` under `parent` and returns its id. Does not touch the parent's Stat.
+    pub fn insert(&mut self, parent: u32, mut node: Node) -> u32 {
+        node.parent = parent;
+        node.prev = NIL;
+        node.first_child = NIL;
+        node.next = self.get(parent).first_child;
+        let h = self.hash(parent, node.blob.name());
+        let next = node.next;
+        let id = self.alloc(node);
+        if next != NIL {
+            self.get_mut(next).prev = id;
+        }
+        self.get_mut(parent).first_child = id;
+        let Store {
+            index,
+            chunks,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(h, id, |&other| rehash(chunks, hasher, other));
+        id
+    }
+
+    /// Unlinks and frees a childless node, returning it. Does not touch the parent's Stat.
+    pub fn remove(&mut self, id: u32) -> Node {
+        let (parent, prev, next, h) = {
+            let n = self.get(id);
+            debug_assert_eq!(n.first_child, NIL, "removing a node with children");
+            (n.parent, n.prev, n.next, self.hash(n.parent, n.blob.name()))
+        };
+        if prev != NIL {
+            self.get_mut(prev).next = next;
+        } else {
+            self.get_mut(parent).first_child = next;
+        }
+        if next != NIL {
+            self.get_mut(next).prev = prev;
+        }
+        if let Ok(entry) = self.index.find_entry(h, |&x| x == id) {
+            entry.remove();
+        }
+        let chunk = Arc::make_mut(&mut self.chunks[(id >> CHUNK_BITS) as usize]);
+        let node = chunk[id as usize & (CHUNK - 1)]
+            .take()
+            .expect("live node id");
+        self.free.push(id);
+        self.live -= 1;
+        node
+    }
+
+    /// Ids of the children of `id`.
+    pub fn children(&self, id: u32) -> Children<'_> {
+        Children {
+            store: self,
+            next: self.get(id).first_child,
+        }
+    }
+
+    /// The full path of a node.
+    pub fn path_of(&self, mut id: u32) -> String {
+        if id == ROOT {
+            return "/".to_string();
+        }
+        let mut parts = Vec::new();
+        while id != ROOT && id != NIL {
+            let n = self.get(id);
+            parts.push(n.blob.name());
+            id = n.parent;
+        }
+        let mut s = String::new();
+        for p in parts.iter().rev() {
+            s.push('/');
+            s.push_str(p);
+        }
+        s
+    }
+
+    /// A consistent, cheaply made view of every node for a snapshot writer.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            chunks: self.chunks.clone(),
+        }
+    }
+
+    /// Rebuilds a store from nodes read back from a snapshot (ids preserved, links rebuilt).
+    pub fn from_nodes(nodes: Vec<(u32, Node)>) -> Result<Store, &'static str> {
+        let max = nodes.iter().map(|(id, _)| *id).max().ok_or("no root")?;
+        let slots = max as usize + 1;
+        let mut flat: Vec<Option<Node>> = Vec::with_capacity(slots);
+        flat.resize_with(slots, || None);
+        let mut order = Vec::with_capacity(nodes.len());
+        for (id, mut n) in nodes {
+            if flat[id as usize].is_some() {
+                return Err("duplicate node id");
+            }
+            n.first_child = NIL;
+            n.next = NIL;
+            n.prev = NIL;
+            order.push(id);
+            flat[id as usize] = Some(n);
+        }
+        if flat[ROOT as usize].as_ref().is_none_or(|r| r.parent != NIL) {
+            return Err("missing root");
+        }
+        let mut s = Store {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            live: order.len(),
+            index: HashTable::with_capacity(order.len()),
+            hasher: foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421),
+        };
+        let mut it = flat.into_iter();
+        loop {
+            let chunk: Chunk = it.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let mut chunk = chunk;
+            chunk.reserve_exact(CHUNK - chunk.len());
+            s.chunks.push(Arc::new(chunk));
+        }
+        for id in (0..slots as u32).rev() {
+            if s.slot(id).is_none() {
+                s.free.push(id);
+            }
+        }
+        for id in order {
+            if id == ROOT {
+                continue;
+            }
+            let parent = s.get(id).parent;
+            if s.slot(parent).is_none() || parent == id {
+                return Err("node with a missing parent");
+            }
+            let name = s.get(id).blob.name().to_string();
+            if s.child(parent, &name).is_some() {
+                return Err("duplicate child name");
+            }
+            let first = s.get(parent).first_child;
+            {
+                let n = s.get_mut(id);
+                n.next = first;
+            }
+            if first != NIL {
+                s.get_mut(first).prev = id;
+            }
+            s.get_mut(parent).first_child = id;
+            let h = s.hash(parent, &name);
+            let Store {
+                index,
+                chunks,
+                hasher,
+                ..
+            } = &mut s;
+            index.insert_unique(h, id, |&other| rehash(chunks, hasher, other));
+        }
+        // Reject cycles: every node must reach the root.
+        let mut seen_ok = vec![false; slots];
+        seen_ok[ROOT as usize] = true;
+        for id in 0..slots as u32 {
+            if s.slot(id).is_none() || seen_ok[id as usize] {
+                continue;
+            }
+            let mut chain = Vec::new();
+            let mut cur = id;
+            while !seen_ok[cur as usize] {
+                if chain.len() > slots {
+                    return Err("cycle in parent links");
+                }
+                chain.push(cur);
+                cur = s.get(cur).parent;
+            }
+            for c in chain {
+                seen_ok[c as usize] = true;
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn hash_key(hasher: &foldhash::fast::FixedState, parent: u32, name: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write_u32(parent);
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+/// Recomputes an indexed node's hash while the index grows (the index cannot borrow the store).
+fn rehash(chunks: &[Arc<Chunk>], hasher: &foldhash::fast::FixedState, id: u32) -> u64 {
+    let n = chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
+        .as_ref()
+        .expect("indexed node is live");
+    hash_key(hasher, n.parent, n.blob.name())
+}
+
+/// Iterator over a node's child ids.
+pub struct Children<'a> {
+    store: &'a Store,
+    next: u32,
+}
+
+impl Iterator for Children<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.next == NIL {
+            return None;
+        }
+        let id = self.next;
+        self.next = self.store.get(id).next;
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Node {
+        Node::new(Blob::new(name.as_bytes(), b""), 0, 1, 1, 0)
+    }
+
+    #[test]
+    fn insert_lookup_remove_and_reuse() {
+        let mut s = Store::new(node(""));
+        let a = s.insert(ROOT, node("a"));
+        let b = s.insert(a, node("b"));
+        let c = s.insert(a, node("c"));
+        assert_eq!(s.lookup("/a/b"), Some(b));
+        assert_eq!(s.lookup("/a/c"), Some(c));
+        assert_eq!(s.lookup("/a/d"), None);
+        assert_eq!(s.path_of(c), "/a/c");
+        let mut kids: Vec<_> = s
+            .children(a)
+            .map(|i| s.get(i).blob.name().to_string())
+            .collect();
+        kids.sort();
+        assert_eq!(kids, vec!["b", "c"]);
+        s.remove(b);
+        assert_eq!(s.lookup("/a/b"), None);
+        assert_eq!(s.children(a).collect::<Vec<_>>(), vec![c]);
+        let d = s.insert(ROOT, node("d"));
+        assert_eq!(d, b, "freed slot is reused");
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn freeze_keeps_old_versions() {
+        let mut s = Store::new(node(""));
+        let mut ids = Vec::new();
+        for i in 0..3000 {
+            ids.push(s.insert(ROOT, node(&format!("n{i}"))));
+        }
+        let frozen = s.freeze();
+        for &id in &ids[..1500] {
+            s.remove(id);
+        }
+        let x = s.lookup("/n2000").unwrap();
+        s.get_mut(x).blob = Blob::new(b"n2000", b"new");
+        assert_eq!(frozen.nodes().count(), 3001);
+        let old = frozen.nodes().find(|(id, _)| *id == x).unwrap().1;
+        assert_eq!(old.blob.data(), b"");
+        assert_eq!(s.get(x).blob.data(), b"new");
+        assert_eq!(s.len(), 1501);
+    }
+
+    #[test]
+    fn rebuild_from_nodes() {
+        let mut s = Store::new(node(""));
+        let a = s.insert(ROOT, node("a"));
+        s.insert(a, node("b"));
+        let gone = s.insert(ROOT, node("x"));
+        s.remove(gone);
+        let nodes: Vec<_> = s.freeze().nodes().map(|(i, n)| (i, n.clone())).collect();
+        let r = Store::from_nodes(nodes).unwrap();
+        assert_eq!(r.len(), 3);
+        assert!(r.lookup("/a/b").is_some());
+        assert_eq!(r.children(ROOT).count(), 1);
+        let mut bad: Vec<_> = s.freeze().nodes().map(|(i, n)| (i, n.clone())).collect();
+        bad[1].1.parent = 77;
+        assert!(Store::from_nodes(bad).is_err());
+    }
+}
