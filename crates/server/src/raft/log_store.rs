@@ -1,0 +1,1 @@
+//! Durable Raft log store (being written).

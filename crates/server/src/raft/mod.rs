@@ -1,0 +1,4 @@
+//! The Raft write path: types, the durable log store, the state machine and the peer network.
+
+pub mod log_store;
+pub mod types;
