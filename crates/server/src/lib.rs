@@ -1,4 +1,11 @@
 //! The concord server: connections, sessions, watches, the Raft write path, storage and config.
 
 pub mod config;
+pub mod conn;
+pub mod core;
+pub mod fourlw;
 pub mod raft;
+pub mod server;
+pub mod watch;
+
+pub use server::{run, start, ServerHandle};

@@ -1,4 +1,7 @@
 //! The Raft write path: types, the durable log store, the state machine and the peer network.
 
 pub mod log_store;
+pub mod network;
+pub mod proposer;
+pub mod state_machine;
 pub mod types;

@@ -1,0 +1,81 @@
+//! Shared helpers for integration tests: an in-process concord server on a scratch directory.
+
+#![allow(dead_code)]
+
+use concord_server::config::{Config, FourLetterWords};
+use concord_server::ServerHandle;
+use std::time::Duration;
+
+/// A server running in this process, with its data directory.
+pub struct TestServer {
+    /// The running server.
+    pub handle: ServerHandle,
+    /// Its data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// The `host:port` string clients connect to.
+    pub fn connect_string(&self) -> String {
+        self.handle.addr.to_string()
+    }
+}
+
+/// A configuration for tests: an ephemeral port, short ticks, every 4lw, TTL nodes enabled.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.data_dir = dir.to_path_buf();
+    c.data_log_dir = dir.to_path_buf();
+    c.client_port = 0;
+    c.tick_time_ms = 100;
+    c.min_session_timeout_ms = 200;
+    c.max_session_timeout_ms = 20_000;
+    c.four_letter_words = FourLetterWords::All;
+    c.extended_types_enabled = true;
+    c.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into());
+    c
+}
+
+/// Sends server logs to the test output when CONCORD_TEST_LOG is set (e.g. `debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("CONCORD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Starts a server with [`test_config`], adjusted by `tweak`.
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut c = test_config(dir.path());
+    tweak(&mut c);
+    let handle = concord_server::start(c).await.expect("server starts");
+    TestServer { handle, dir }
+}
+
+/// Starts a server with [`test_config`].
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+/// Connects a `zookeeper-client` session.
+pub async fn client(s: &TestServer) -> zookeeper_client::Client {
+    zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&s.connect_string())
+        .await
+        .expect("client connects")
+}
+
+/// Runs a four-letter word against the server and returns its answer.
+pub async fn four_letter(addr: std::net::SocketAddr, cmd: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(cmd.as_bytes()).await.expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}

@@ -1,0 +1,702 @@
+//! One client connection: the handshake, then requests answered strictly in order.
+//!
+//! Writes are proposed as soon as they arrive (so a client's pipelined writes share batches and
+//! fsyncs); reads, pings, auth and watch requests wait in the same queue behind earlier writes and
+//! run when they reach its head, so every reply reflects everything the session sent before it
+//! (per-session FIFO). Watch events are pushed into the outbound queue by the state machine while
+//! it holds the tree lock, so they always precede replies that reflect the change.
+
+use crate::core::{ConnHandle, ConnInfo, Core};
+use crate::fourlw;
+use crate::watch::{ConnId, WatchKind};
+use bytes::{Buf, Bytes, BytesMut};
+use concord_jute::codec::{begin_frame, finish_frame, write_buffer};
+use concord_jute::consts::{add_watch_mode, event, op};
+use concord_jute::frame::{
+    check_frame, decode_connect, decode_request, is_four_letter_word, FrameStatus,
+};
+use concord_jute::{
+    ClientInfo, ConnectResponse, DecodeError, ErrorCode, Id, OpResult, ReplyHeader, Request,
+    Response,
+};
+use concord_tree::{acl, Applied, Outcome, Txn, TxnOp};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Most requests a connection may have in flight before the server stops reading from it.
+pub const MAX_OUTSTANDING: usize = 1000;
+/// Frames queued for a client before it counts as too slow and is disconnected.
+pub const OUTBOUND_QUEUE: usize = 4096;
+
+/// Milliseconds since the epoch, as carried in txns.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+enum FrameError {
+    Io(std::io::Error),
+    TooLarge(i64),
+}
+
+/// Reads one length-prefixed frame; `Ok(None)` on a clean end of stream.
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<BytesMut>, FrameError> {
+    loop {
+        match check_frame(buf, max) {
+            FrameStatus::Ready(len) => {
+                buf.advance(4);
+                return Ok(Some(buf.split_to(len)));
+            }
+            FrameStatus::TooLarge(len) => return Err(FrameError::TooLarge(len)),
+            FrameStatus::Incomplete(n) => {
+                buf.reserve(n.saturating_sub(buf.len()).max(4096));
+                match rd.read_buf(buf).await {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => {}
+                    Err(e) => return Err(FrameError::Io(e)),
+                }
+            }
+        }
+    }
+}
+
+/// Encodes a reply frame: header, then the body when err is 0.
+pub fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&Response>) -> Bytes {
+    let mut w = Vec::with_capacity(64);
+    let at = begin_frame(&mut w);
+    ReplyHeader { xid, zxid, err }.encode(&mut w);
+    if err == 0 {
+        if let Some(b) = body {
+            b.encode(&mut w);
+        }
+    }
+    finish_frame(&mut w, at);
+    Bytes::from(w)
+}
+
+async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, kill: Arc<Notify>) {
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Some(f) = rx.recv().await {
+        buf.extend_from_slice(&f);
+        while buf.len() < (1 << 16) {
+            match rx.try_recv() {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            kill.notify_one();
+            return;
+        }
+        buf.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+enum Job {
+    Write {
+        xid: i32,
+        op: i32,
+        started: Instant,
+        rx: oneshot::Receiver<Applied>,
+    },
+    Local {
+        xid: i32,
+        req: Request,
+        started: Instant,
+    },
+    Fail {
+        xid: i32,
+        err: ErrorCode,
+    },
+}
+
+/// What a processed request asks of the connection.
+#[derive(PartialEq, Eq)]
+enum Next {
+    Continue,
+    Close,
+}
+
+struct Conn {
+    core: Arc<Core>,
+    id: ConnId,
+    peer: SocketAddr,
+    session: i64,
+    auth: Vec<Id>,
+    out: mpsc::Sender<Bytes>,
+    info: Arc<ConnInfo>,
+}
+
+/// Serves one accepted client connection until it closes.
+pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    while buf.len() < 4 {
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    if is_four_letter_word(&buf[..4]) {
+        let cmd = String::from_utf8_lossy(&buf[..4]).to_string();
+        fourlw::serve(&core, &cmd, wr).await;
+        return;
+    }
+    let max = core.config.jute_max_buffer;
+    let body = match read_frame(&mut rd, &mut buf, max).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(FrameError::TooLarge(len)) => {
+            tracing::warn!(%peer, "closing connection: connect packet len {len} is out of range");
+            return;
+        }
+        Err(FrameError::Io(_)) => return,
+    };
+    let req = match decode_connect(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%peer, "closing connection: malformed connect request: {e}");
+            return;
+        }
+    };
+    let id = core.next_conn_id();
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let kill = Arc::new(Notify::new());
+    let info = Arc::new(ConnInfo::default());
+    let writer_task = tokio::spawn(writer(wr, rx, kill.clone()));
+
+    // Handshake.
+    let last_zxid = core.sm.read().tree.last_zxid();
+    if req.last_zxid_seen > last_zxid {
+        tracing::warn!(
+            %peer,
+            "refusing session: client has seen zxid {:#x}, this server's last zxid is {:#x}",
+            req.last_zxid_seen,
+            last_zxid
+        );
+        drop(tx);
+        let _ = writer_task.await;
+        return;
+    }
+    let mut timeout = core.config.negotiate_timeout(req.timeout);
+    let read_only = req.read_only.map(|_| false);
+    let (session, passwd) = if req.session_id == 0 {
+        let passwd: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
+        let rx = core
+            .propose(Txn {
+                session: 0,
+                time: now_ms(),
+                auth: Vec::new(),
+                op: TxnOp::CreateSession {
+                    timeout,
+                    passwd: passwd.clone(),
+                },
+            })
+            .await;
+        match rx.await {
+            Ok(Applied {
+                outcome: Outcome::SessionCreated(sid),
+                ..
+            }) => (sid, passwd),
+            _ => {
+                tracing::warn!(%peer, "closing connection: session could not be created");
+                return;
+            }
+        }
+    } else {
+        let known = core
+            .sm
+            .read()
+            .tree
+            .session(req.session_id)
+            .map(|s| s.passwd == req.passwd);
+        if known != Some(true) {
+            // ZooKeeper answers an expired or unknown session (or a wrong password) with a zero
+            // timeout, which clients report as SESSIONEXPIRED, then closes the connection.
+            tracing::info!(%peer, session = format!("{:#x}", req.session_id), "session expired or invalid password");
+            let mut w = Vec::new();
+            let at = begin_frame(&mut w);
+            ConnectResponse {
+                protocol_version: 0,
+                timeout: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only,
+            }
+            .encode(&mut w);
+            finish_frame(&mut w, at);
+            let _ = tx.send(Bytes::from(w)).await;
+            drop(tx);
+            let _ = writer_task.await;
+            return;
+        }
+        core.tracker.lock().add(req.session_id, timeout);
+        (req.session_id, req.passwd.clone())
+    };
+    if timeout <= 0 {
+        timeout = core.config.min_session_timeout_ms as i32;
+    }
+    info.session.store(session, Ordering::Relaxed);
+    info.timeout.store(timeout as i64, Ordering::Relaxed);
+    {
+        let mut conns = core.conns.lock();
+        let handle = ConnHandle {
+            id,
+            peer,
+            out: tx.clone(),
+            kill: kill.clone(),
+            info: info.clone(),
+        };
+        conns.by_id.insert(id, handle);
+        if let Some(old) = conns.by_session.insert(session, id) {
+            if let Some(h) = conns.by_id.get(&old) {
+                tracing::info!(
+                    session = format!("{session:#x}"),
+                    "session moved to a new connection"
+                );
+                h.kill.notify_one();
+            }
+        }
+    }
+    let mut w = Vec::new();
+    let at = begin_frame(&mut w);
+    ConnectResponse {
+        protocol_version: 0,
+        timeout,
+        session_id: session,
+        passwd,
+        read_only,
+    }
+    .encode(&mut w);
+    finish_frame(&mut w, at);
+    let _ = tx.send(Bytes::from(w)).await;
+    tracing::debug!(%peer, session = format!("{session:#x}"), timeout, "session established");
+
+    let mut ip = peer.ip();
+    if let std::net::IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            ip = v4.into();
+        }
+    }
+    let mut conn = Conn {
+        core: core.clone(),
+        id,
+        peer,
+        session,
+        auth: vec![Id::new("ip", ip.to_string())],
+        out: tx,
+        info,
+    };
+    conn.run(&mut rd, &mut buf, &kill).await;
+    tracing::debug!(%peer, session = format!("{session:#x}"), "connection closed");
+
+    // Cleanup: forget the connection and its watches; the session lives on until it expires.
+    core.watches.lock().drop_conn(id);
+    {
+        let mut conns = core.conns.lock();
+        conns.by_id.remove(&id);
+        if conns.by_session.get(&session) == Some(&id) {
+            conns.by_session.remove(&session);
+        }
+    }
+    drop(conn);
+    let _ = writer_task.await;
+}
+
+impl Conn {
+    async fn run(&mut self, rd: &mut OwnedReadHalf, buf: &mut BytesMut, kill: &Notify) {
+        let max = self.core.config.jute_max_buffer;
+        let mut queue: VecDeque<Job> = VecDeque::new();
+        loop {
+            // Run everything at the head that does not wait for a write.
+            while matches!(queue.front(), Some(Job::Local { .. } | Job::Fail { .. })) {
+                let next = match queue.pop_front() {
+                    Some(Job::Local { xid, req, started }) => self.local(xid, req, started).await,
+                    Some(Job::Fail { xid, err }) => {
+                        let zxid = self.core.sm.read().tree.last_zxid();
+                        self.send(reply_frame(xid, zxid, err.code(), None)).await;
+                        Next::Continue
+                    }
+                    _ => Next::Continue,
+                };
+                if next == Next::Close {
+                    return;
+                }
+            }
+            let head_write = matches!(queue.front(), Some(Job::Write { .. }));
+            let can_read = queue.len() < MAX_OUTSTANDING;
+            tokio::select! {
+                biased;
+                _ = kill.notified() => return,
+                res = async {
+                    match queue.front_mut() {
+                        Some(Job::Write { rx, .. }) => rx.await,
+                        _ => std::future::pending().await,
+                    }
+                }, if head_write => {
+                    let Some(Job::Write { xid, op: code, started, .. }) = queue.pop_front() else {
+                        return;
+                    };
+                    match res {
+                        Ok(applied) => {
+                            if self.write_done(xid, code, started, applied).await == Next::Close {
+                                return;
+                            }
+                        }
+                        // The write path dropped the request (e.g. leadership lost): close, as
+                        // ZooKeeper does, and let the client retry elsewhere.
+                        Err(_) => return,
+                    }
+                }
+                frame = read_frame(rd, buf, max), if can_read => {
+                    match frame {
+                        Ok(Some(body)) => {
+                            if self.packet(&body, &mut queue).await == Next::Close {
+                                return;
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(FrameError::TooLarge(len)) => {
+                            tracing::warn!(peer = %self.peer, "closing connection: packet len {len} is out of range");
+                            return;
+                        }
+                        Err(FrameError::Io(e)) => {
+                            tracing::debug!(peer = %self.peer, "connection read failed: {e}");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, frame: Bytes) {
+        self.info.sent.fetch_add(1, Ordering::Relaxed);
+        self.core.stats.sent.fetch_add(1, Ordering::Relaxed);
+        let _ = self.out.send(frame).await;
+    }
+
+    fn finish(&self, started: Instant) {
+        self.info.queued.fetch_sub(1, Ordering::Relaxed);
+        self.core.stats.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.core.stats.record_latency(started.elapsed());
+    }
+
+    /// Decodes one request and queues it.
+    async fn packet(&mut self, body: &[u8], queue: &mut VecDeque<Job>) -> Next {
+        self.info.received.fetch_add(1, Ordering::Relaxed);
+        self.core.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.core.tracker.lock().touch(self.session);
+        let (h, req) = match decode_request(body) {
+            Ok(x) => x,
+            Err((Some(h), DecodeError::UnknownOpCode(code))) => {
+                tracing::warn!(peer = %self.peer, "unknown opcode {code}");
+                queue.push_back(Job::Fail {
+                    xid: h.xid,
+                    err: ErrorCode::Unimplemented,
+                });
+                return Next::Continue;
+            }
+            Err((Some(h), e)) => {
+                tracing::warn!(peer = %self.peer, op = h.op, "malformed request: {e}");
+                queue.push_back(Job::Fail {
+                    xid: h.xid,
+                    err: ErrorCode::MarshallingError,
+                });
+                return Next::Continue;
+            }
+            Err((None, e)) => {
+                tracing::warn!(peer = %self.peer, "closing connection: malformed request header: {e}");
+                return Next::Close;
+            }
+        };
+        tracing::trace!(peer = %self.peer, xid = h.xid, op = h.op, "request");
+        self.info.last_xid.store(h.xid as i64, Ordering::Relaxed);
+        self.info.queued.fetch_add(1, Ordering::Relaxed);
+        self.core.stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        if req.is_write() && !matches!(req, Request::Reconfig(_)) {
+            let op = if matches!(req, Request::CloseSession) {
+                TxnOp::CloseSession { expired: false }
+            } else {
+                TxnOp::Write(req)
+            };
+            let rx = self
+                .core
+                .propose(Txn {
+                    session: self.session,
+                    time: now_ms(),
+                    auth: self.auth.clone(),
+                    op,
+                })
+                .await;
+            queue.push_back(Job::Write {
+                xid: h.xid,
+                op: h.op,
+                started,
+                rx,
+            });
+        } else {
+            queue.push_back(Job::Local {
+                xid: h.xid,
+                req,
+                started,
+            });
+        }
+        Next::Continue
+    }
+
+    async fn write_done(
+        &mut self,
+        xid: i32,
+        code: i32,
+        started: Instant,
+        applied: Applied,
+    ) -> Next {
+        self.finish(started);
+        self.info.last_zxid.store(applied.zxid, Ordering::Relaxed);
+        let frame = match &applied.outcome {
+            Outcome::Reply(r) => reply_frame(xid, applied.zxid, 0, Some(r)),
+            Outcome::Error(e) => reply_frame(xid, applied.zxid, e.code(), None),
+            Outcome::SessionCreated(_) => reply_frame(xid, applied.zxid, 0, None),
+        };
+        self.send(frame).await;
+        if code == op::CLOSE_SESSION {
+            Next::Close
+        } else {
+            Next::Continue
+        }
+    }
+
+    /// Runs a request that does not change the tree, in order.
+    async fn local(&mut self, xid: i32, req: Request, started: Instant) -> Next {
+        self.finish(started);
+        let mut next = Next::Continue;
+        let frame = match req {
+            Request::GetData { path, watch } => {
+                // The hot read path: encode straight from the tree, no copy of the data.
+                let sm = self.core.sm.read();
+                let zxid = sm.tree.last_zxid();
+                match sm.tree.get_data(&path, &self.auth) {
+                    Ok((data, stat)) => {
+                        if watch {
+                            self.core
+                                .watches
+                                .lock()
+                                .add(WatchKind::Data, &path, self.id);
+                        }
+                        let mut w = Vec::with_capacity(96 + data.len());
+                        let at = begin_frame(&mut w);
+                        ReplyHeader { xid, zxid, err: 0 }.encode(&mut w);
+                        write_buffer(&mut w, data);
+                        stat.encode(&mut w);
+                        finish_frame(&mut w, at);
+                        Bytes::from(w)
+                    }
+                    Err(e) => reply_frame(xid, zxid, e.code(), None),
+                }
+            }
+            Request::Auth { scheme, auth, .. } => {
+                let (err, close) = self.authenticate(&scheme, &auth);
+                next = if close { Next::Close } else { Next::Continue };
+                // ZooKeeper echoes the request's xid (the Java client uses -4, others do not).
+                reply_frame(xid, 0, err, None)
+            }
+            Request::Ping => {
+                let zxid = self.core.sm.read().tree.last_zxid();
+                reply_frame(xid, zxid, 0, None)
+            }
+            other => {
+                let sm = self.core.sm.read();
+                let zxid = sm.tree.last_zxid();
+                let result = self.read(other, &sm.tree);
+                drop(sm);
+                match result {
+                    Ok(r) => reply_frame(xid, zxid, 0, Some(&r)),
+                    Err(e) => reply_frame(xid, zxid, e.code(), None),
+                }
+            }
+        };
+        self.send(frame).await;
+        next
+    }
+
+    /// Handles an auth packet: returns (error code, close the connection).
+    fn authenticate(&mut self, scheme: &str, auth: &[u8]) -> (i32, bool) {
+        let cred = String::from_utf8_lossy(auth);
+        if scheme != "digest" {
+            tracing::warn!(peer = %self.peer, "auth with unsupported scheme {scheme:?}");
+            return (ErrorCode::AuthFailed.code(), true);
+        }
+        let Some(id) = acl::digest_id(&cred) else {
+            tracing::warn!(peer = %self.peer, "malformed digest credentials");
+            return (ErrorCode::AuthFailed.code(), true);
+        };
+        if self.core.config.super_digest.as_deref() == Some(id.as_str()) {
+            let sup = Id::new("super", "");
+            if !self.auth.contains(&sup) {
+                self.auth.push(sup);
+            }
+        }
+        let id = Id::new("digest", id);
+        if !self.auth.contains(&id) {
+            self.auth.push(id);
+        }
+        (0, false)
+    }
+
+    /// Answers a read-type request from the tree (the caller holds the read lock).
+    fn read(&self, req: Request, tree: &concord_tree::DataTree) -> Result<Response, ErrorCode> {
+        let watches = || self.core.watches.lock();
+        match req {
+            Request::Exists { path, watch } => {
+                let stat = tree.exists(&path)?;
+                if watch {
+                    watches().add(WatchKind::Data, &path, self.id);
+                }
+                stat.map(Response::Stat).ok_or(ErrorCode::NoNode)
+            }
+            Request::GetData { path, .. } => {
+                let (d, s) = tree.get_data(&path, &self.auth)?;
+                Ok(Response::GetData(d.to_vec(), s))
+            }
+            Request::GetChildren {
+                path,
+                watch,
+                with_stat,
+            } => {
+                let (names, stat) = tree.get_children(&path, &self.auth)?;
+                if watch {
+                    watches().add(WatchKind::Child, &path, self.id);
+                }
+                let names = names.into_iter().map(str::to_string).collect();
+                Ok(if with_stat {
+                    Response::GetChildren2(names, stat)
+                } else {
+                    Response::GetChildren(names)
+                })
+            }
+            Request::GetAcl { path } => {
+                let (acl, stat) = tree.get_acl(&path, &self.auth)?;
+                Ok(Response::GetAcl(acl, stat))
+            }
+            Request::Sync { path } => Ok(Response::Sync(path)),
+            Request::MultiRead(ops) => {
+                let results = ops
+                    .into_iter()
+                    .map(|o| match o {
+                        Request::GetData { path, .. } => match tree.get_data(&path, &self.auth) {
+                            Ok((d, s)) => OpResult::GetData(d.to_vec(), s),
+                            Err(e) => OpResult::Error(e.code()),
+                        },
+                        Request::GetChildren { path, .. } => {
+                            match tree.get_children(&path, &self.auth) {
+                                Ok((n, _)) => OpResult::GetChildren(
+                                    n.into_iter().map(str::to_string).collect(),
+                                ),
+                                Err(e) => OpResult::Error(e.code()),
+                            }
+                        }
+                        _ => OpResult::Error(ErrorCode::Unimplemented.code()),
+                    })
+                    .collect();
+                Ok(Response::Multi(results))
+            }
+            Request::SetWatches { watches: sw, .. } => {
+                let rel = sw.relative_zxid;
+                let mut w = watches();
+                let fire = |t: i32, p: &str| {
+                    let f = Bytes::from(crate::watch::event_frame(t, p, -1));
+                    self.info.sent.fetch_add(1, Ordering::Relaxed);
+                    if self.out.try_send(f).is_err() {
+                        tracing::warn!(peer = %self.peer, "outbound queue full during setWatches");
+                    }
+                };
+                let stat_of = |p: &str| tree.exists(p).ok().flatten();
+                for p in &sw.data {
+                    match stat_of(p) {
+                        None => fire(event::NODE_DELETED, p),
+                        Some(s) if s.mzxid > rel => fire(event::NODE_DATA_CHANGED, p),
+                        Some(_) => w.add(WatchKind::Data, p, self.id),
+                    }
+                }
+                for p in &sw.exist {
+                    match stat_of(p) {
+                        Some(_) => fire(event::NODE_CREATED, p),
+                        None => w.add(WatchKind::Data, p, self.id),
+                    }
+                }
+                for p in &sw.child {
+                    match stat_of(p) {
+                        None => fire(event::NODE_DELETED, p),
+                        Some(s) if s.pzxid > rel => fire(event::NODE_CHILDREN_CHANGED, p),
+                        Some(_) => w.add(WatchKind::Child, p, self.id),
+                    }
+                }
+                for p in &sw.persistent {
+                    w.add(WatchKind::Persistent, p, self.id);
+                }
+                for p in &sw.persistent_recursive {
+                    w.add(WatchKind::PersistentRecursive, p, self.id);
+                }
+                Ok(Response::Empty)
+            }
+            Request::AddWatch { path, mode } => {
+                concord_tree::path::check(&path)?;
+                let kind = match mode {
+                    add_watch_mode::PERSISTENT => WatchKind::Persistent,
+                    add_watch_mode::PERSISTENT_RECURSIVE => WatchKind::PersistentRecursive,
+                    _ => return Err(ErrorCode::BadArguments),
+                };
+                watches().add(kind, &path, self.id);
+                Ok(Response::Empty)
+            }
+            Request::CheckWatches(w) => {
+                concord_tree::path::check(&w.path)?;
+                watches().check(&w.path, w.watcher_type, self.id)?;
+                Ok(Response::Empty)
+            }
+            Request::RemoveWatches(w) => {
+                concord_tree::path::check(&w.path)?;
+                watches().remove(&w.path, w.watcher_type, self.id)?;
+                Ok(Response::Empty)
+            }
+            Request::GetEphemerals { prefix } => Ok(Response::GetEphemerals(
+                tree.ephemerals(self.session, &prefix),
+            )),
+            Request::GetAllChildrenNumber { path } => Ok(Response::AllChildrenNumber(
+                tree.all_children_number(&path, &self.auth)?,
+            )),
+            Request::WhoAmI => Ok(Response::WhoAmI(
+                self.auth
+                    .iter()
+                    .map(|i| ClientInfo {
+                        auth_scheme: i.scheme.clone(),
+                        user: i.id.clone(),
+                    })
+                    .collect(),
+            )),
+            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+            Request::Sasl { .. } => {
+                tracing::warn!(peer = %self.peer, "SASL authentication is not supported");
+                Err(ErrorCode::Unimplemented)
+            }
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+}

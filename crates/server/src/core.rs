@@ -1,0 +1,370 @@
+//! State shared by every part of a running server: the applied tree, watches, connections,
+//! session liveness, pending proposals and counters.
+//!
+//! Lock order (always taken in this order, never the reverse): `sm` → `watches` → `conns` →
+//! `tracker`/`pending`. The state machine dispatches watch events while it still holds `sm`
+//! for writing, and reads register watches while they hold `sm` for reading, so a client always
+//! gets an event before the reply to any later read that reflects the change.
+
+use crate::config::Config;
+use crate::raft::types::{LogId, NodeId};
+use crate::watch::{event_frame, ConnId, WatchManager};
+use bytes::Bytes;
+use concord_jute::Request;
+use concord_tree::{Applied, DataTree, Event, Outcome, Txn, TxnOp};
+use openraft::{BasicNode, StoredMembership};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// The applied state: the tree plus the Raft bookkeeping that must be snapshotted with it.
+pub struct SmState {
+    /// The data tree.
+    pub tree: DataTree,
+    /// Last log id applied to the tree.
+    pub last_applied: Option<LogId>,
+    /// Last applied membership.
+    pub membership: StoredMembership<NodeId, BasicNode>,
+    /// Txns applied since the last snapshot was started.
+    pub txns_since_snapshot: u64,
+}
+
+/// A txn waiting to be batched into a Raft entry.
+pub struct Proposal {
+    /// Request id; the reply is routed to `Core::pending[id]`.
+    pub id: u64,
+    /// The txn.
+    pub txn: Txn,
+}
+
+/// Per-connection counters shown by `cons` and `stat`.
+#[derive(Default)]
+pub struct ConnInfo {
+    /// Packets received.
+    pub received: AtomicU64,
+    /// Packets sent.
+    pub sent: AtomicU64,
+    /// Requests not yet answered.
+    pub queued: AtomicI64,
+    /// Session id (0 until the handshake completes).
+    pub session: AtomicI64,
+    /// Negotiated timeout.
+    pub timeout: AtomicI64,
+    /// Last cxid (client xid).
+    pub last_xid: AtomicI64,
+    /// Last zxid sent.
+    pub last_zxid: AtomicI64,
+}
+
+/// How other parts of the server reach one connection.
+#[derive(Clone)]
+pub struct ConnHandle {
+    /// The connection's id.
+    pub id: ConnId,
+    /// The peer address.
+    pub peer: SocketAddr,
+    /// Frames to write to the client.
+    pub out: mpsc::Sender<Bytes>,
+    /// Notified to make the connection close.
+    pub kill: Arc<Notify>,
+    /// Counters.
+    pub info: Arc<ConnInfo>,
+}
+
+impl ConnHandle {
+    /// Queues a watch event; a client too slow to take it is disconnected (its queue is full).
+    pub fn send_event(&self, frame: Bytes) {
+        if self.out.try_send(frame).is_err() {
+            tracing::warn!(peer = %self.peer, "closing a connection whose outbound queue is full");
+            self.kill.notify_one();
+        } else {
+            self.info.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Live connections, by id, by session and by client IP.
+#[derive(Default)]
+pub struct Conns {
+    /// Connections by id.
+    pub by_id: HashMap<ConnId, ConnHandle>,
+    /// The connection currently attached to each session.
+    pub by_session: HashMap<i64, ConnId>,
+    /// Number of connections per client IP (maxClientCnxns).
+    pub per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Session liveness as this server sees it (the leader proposes expiry).
+#[derive(Default)]
+pub struct SessionTracker {
+    live: HashMap<i64, Tracked>,
+}
+
+struct Tracked {
+    timeout: Duration,
+    deadline: Instant,
+    expiring: bool,
+}
+
+impl SessionTracker {
+    /// Starts tracking a session with a fresh deadline.
+    pub fn add(&mut self, id: i64, timeout_ms: i32) {
+        let timeout = Duration::from_millis(timeout_ms.max(1) as u64);
+        self.live.insert(
+            id,
+            Tracked {
+                timeout,
+                deadline: Instant::now() + timeout,
+                expiring: false,
+            },
+        );
+    }
+
+    /// Pushes a session's deadline out by its timeout (any packet from its client does this).
+    pub fn touch(&mut self, id: i64) {
+        if let Some(t) = self.live.get_mut(&id) {
+            t.deadline = Instant::now() + t.timeout;
+            t.expiring = false;
+        }
+    }
+
+    /// Stops tracking a session.
+    pub fn remove(&mut self, id: i64) {
+        self.live.remove(&id);
+    }
+
+    /// Sessions past their deadline not yet proposed for expiry; marks them as being expired.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<i64> {
+        let mut out = Vec::new();
+        for (id, t) in self.live.iter_mut() {
+            if !t.expiring && t.deadline <= now {
+                t.expiring = true;
+                out.push(*id);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Number of tracked sessions.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether no session is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+}
+
+/// Server-wide counters for srvr/stat/mntr.
+#[derive(Default)]
+pub struct Stats {
+    /// Packets received from clients.
+    pub received: AtomicU64,
+    /// Packets sent to clients.
+    pub sent: AtomicU64,
+    /// Requests in progress.
+    pub outstanding: AtomicI64,
+    /// Request latency: count, total, min and max in microseconds.
+    pub lat_count: AtomicU64,
+    /// Sum of latencies (µs).
+    pub lat_total: AtomicU64,
+    /// Smallest latency (µs).
+    pub lat_min: AtomicU64,
+    /// Largest latency (µs).
+    pub lat_max: AtomicU64,
+    /// Raft entries applied.
+    pub entries_applied: AtomicU64,
+    /// Txns applied.
+    pub txns_applied: AtomicU64,
+}
+
+impl Stats {
+    /// Records one request's latency.
+    pub fn record_latency(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        self.lat_count.fetch_add(1, Ordering::Relaxed);
+        self.lat_total.fetch_add(us, Ordering::Relaxed);
+        self.lat_max.fetch_max(us, Ordering::Relaxed);
+        let min = self.lat_min.load(Ordering::Relaxed);
+        if min == 0 || us < min {
+            self.lat_min.store(us.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Resets the counters (`srst`).
+    pub fn reset(&self) {
+        for c in [
+            &self.received,
+            &self.sent,
+            &self.lat_count,
+            &self.lat_total,
+            &self.lat_min,
+            &self.lat_max,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Everything a running server shares between its tasks.
+pub struct Core {
+    /// The effective configuration.
+    pub config: Config,
+    /// This server's id.
+    pub my_id: NodeId,
+    /// The applied state.
+    pub sm: RwLock<SmState>,
+    /// Watches of this server's connections.
+    pub watches: Mutex<WatchManager>,
+    /// Live connections.
+    pub conns: Mutex<Conns>,
+    /// Session liveness.
+    pub tracker: Mutex<SessionTracker>,
+    /// Counters.
+    pub stats: Stats,
+    /// Notified when enough txns have been applied to take a snapshot.
+    pub snapshot_wanted: Notify,
+    /// When the server started.
+    pub started: Instant,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Applied>>>,
+    next_req: AtomicU64,
+    next_conn: AtomicU64,
+    proposals: mpsc::Sender<Proposal>,
+    snapshot_threshold: AtomicU64,
+}
+
+impl Core {
+    /// Builds the core around a loaded state; returns it with the proposal queue's receiver.
+    pub fn new(
+        config: Config,
+        my_id: NodeId,
+        sm: SmState,
+    ) -> (Arc<Core>, mpsc::Receiver<Proposal>) {
+        let (tx, rx) = mpsc::channel(1 << 16);
+        let threshold = snapshot_threshold(config.snap_count);
+        let core = Arc::new(Core {
+            config,
+            my_id,
+            sm: RwLock::new(sm),
+            watches: Mutex::new(WatchManager::default()),
+            conns: Mutex::new(Conns::default()),
+            tracker: Mutex::new(SessionTracker::default()),
+            stats: Stats::default(),
+            snapshot_wanted: Notify::new(),
+            started: Instant::now(),
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            next_conn: AtomicU64::new(1),
+            proposals: tx,
+            snapshot_threshold: AtomicU64::new(threshold),
+        });
+        (core, rx)
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a txn for the write path; the receiver yields its outcome once it is applied,
+    /// or fails if the write path dropped it (then the caller closes the client connection).
+    pub async fn propose(&self, txn: Txn) -> oneshot::Receiver<Applied> {
+        let id = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(id, tx);
+        if self.proposals.send(Proposal { id, txn }).await.is_err() {
+            self.pending.lock().remove(&id);
+        }
+        rx
+    }
+
+    /// Drops the waiters of proposals that will never be applied (their callers see an error).
+    pub fn fail_proposals(&self, ids: &[u64]) {
+        let mut p = self.pending.lock();
+        for id in ids {
+            p.remove(id);
+        }
+    }
+
+    /// Hands applied outcomes to the connections waiting for them.
+    pub fn complete(&self, done: Vec<(u64, Applied)>) {
+        let mut p = self.pending.lock();
+        for (id, applied) in done {
+            if let Some(tx) = p.remove(&id) {
+                let _ = tx.send(applied);
+            }
+        }
+    }
+
+    /// Called by the state machine, with `sm` held for writing, after each txn is applied:
+    /// delivers watch events and keeps session liveness in step with the replicated sessions.
+    pub fn after_apply(&self, txn: &Txn, applied: &Applied, events: &mut Vec<Event>) {
+        let closing = matches!(
+            txn.op,
+            TxnOp::CloseSession { .. } | TxnOp::Write(Request::CloseSession)
+        );
+        if events.is_empty() && !closing {
+            if let Outcome::SessionCreated(id) = applied.outcome {
+                if let TxnOp::CreateSession { timeout, .. } = txn.op {
+                    self.tracker.lock().add(id, timeout);
+                }
+            }
+            return;
+        }
+        let mut watches = self.watches.lock();
+        let conns = self.conns.lock();
+        for e in events.drain(..) {
+            let targets = watches.trigger(e.event_type, &e.path);
+            if targets.is_empty() {
+                continue;
+            }
+            let frame = Bytes::from(event_frame(e.event_type, &e.path, applied.zxid));
+            for c in targets {
+                if let Some(h) = conns.by_id.get(&c) {
+                    h.send_event(frame.clone());
+                }
+            }
+        }
+        if closing {
+            self.tracker.lock().remove(txn.session);
+            if matches!(txn.op, TxnOp::CloseSession { expired: true }) {
+                if let Some(h) = conns
+                    .by_session
+                    .get(&txn.session)
+                    .and_then(|c| conns.by_id.get(c))
+                {
+                    h.kill.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Counts applied txns and signals when a snapshot is due.
+    pub fn note_applied(&self, sm: &mut SmState, txns: u64) {
+        sm.txns_since_snapshot += txns;
+        if sm.txns_since_snapshot >= self.snapshot_threshold.load(Ordering::Relaxed) {
+            self.snapshot_wanted.notify_one();
+        }
+    }
+
+    /// Resets the snapshot counter when a snapshot starts (and re-randomises the threshold, as
+    /// ZooKeeper does, so servers of a cluster do not all snapshot at once).
+    pub fn snapshot_started(&self, sm: &mut SmState) {
+        sm.txns_since_snapshot = 0;
+        self.snapshot_threshold.store(
+            snapshot_threshold(self.config.snap_count),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+fn snapshot_threshold(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + rand::random::<u64>() % half
+}

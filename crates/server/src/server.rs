@@ -1,0 +1,287 @@
+//! Starting a server: load state, start Raft, the proposer, the session ticker and the listener.
+
+use crate::config::Config;
+use crate::conn::{self, now_ms};
+use crate::core::{Core, SmState};
+use crate::raft::log_store::{LogOptions, LogStore};
+use crate::raft::network::NoPeersFactory;
+use crate::raft::proposer;
+use crate::raft::state_machine::{list_snapshots, load_snapshot, StateMachine};
+use crate::raft::types::Raft;
+use anyhow::{bail, Context};
+use concord_tree::{DataTree, Txn, TxnOp};
+use openraft::{BasicNode, SnapshotPolicy, StoredMembership};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct ServerHandle {
+    /// The address the client port is bound to.
+    pub addr: SocketAddr,
+    /// Shared state (for tests and status).
+    pub core: Arc<Core>,
+    raft: Raft,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, closes connections and shuts Raft down.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for h in self.core.conns.lock().by_id.values() {
+            h.kill.notify_one();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+}
+
+/// Starts a single server with `config` and returns once it serves clients.
+pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    let my_id = config.my_id.unwrap_or(1);
+    let snap_dir = config.data_dir.join("snapshots");
+    let log_dir = config.data_log_dir.join("log");
+    std::fs::create_dir_all(&snap_dir)
+        .with_context(|| format!("cannot create {}", snap_dir.display()))?;
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let started = Instant::now();
+
+    // The newest snapshot, if any. A damaged one stops the server: serving a tree that is
+    // silently missing history would be worse than not serving.
+    let sm_state = match list_snapshots(&snap_dir)?.first() {
+        Some(f) => {
+            let (state, _) = load_snapshot(&f.path, config.extended_types_enabled)
+                .map_err(|e| anyhow::anyhow!("cannot load snapshot: {e}"))?;
+            tracing::info!(file = %f.path.display(), zxid = format!("{:#x}", state.tree.last_zxid()), "loaded snapshot");
+            state
+        }
+        None => SmState {
+            tree: DataTree::new(config.extended_types_enabled),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            txns_since_snapshot: 0,
+        },
+    };
+    let log = LogStore::open(
+        &log_dir,
+        LogOptions {
+            fsync: config.force_sync,
+            ..LogOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the Raft log: {e}"))?;
+
+    let (core, proposals) = Core::new(config.clone(), my_id, sm_state);
+    {
+        // A restarted server gives every session a fresh timeout before expiring any.
+        let sm = core.sm.read();
+        let mut tracker = core.tracker.lock();
+        for (id, s) in sm.tree.sessions() {
+            tracker.add(id, s.timeout);
+        }
+    }
+    let sm = StateMachine::new(
+        core.clone(),
+        snap_dir,
+        config.autopurge_snap_retain_count.max(3) as usize,
+    );
+    let raft_config = openraft::Config {
+        cluster_name: "concord".into(),
+        election_timeout_min: config.raft.election_timeout_min_ms,
+        election_timeout_max: config.raft.election_timeout_max_ms,
+        heartbeat_interval: config.raft.heartbeat_interval_ms,
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: 1000,
+        ..Default::default()
+    }
+    .validate()
+    .context("invalid Raft settings")?;
+    let raft = Raft::new(my_id, Arc::new(raft_config), NoPeersFactory, log, sm)
+        .await
+        .context("cannot start Raft")?;
+    let client_addr = config.client_addr();
+    if !raft.is_initialized().await? {
+        let members = BTreeMap::from([(my_id, BasicNode::new(client_addr.to_string()))]);
+        raft.initialize(members)
+            .await
+            .context("cannot initialise the Raft group")?;
+    } else {
+        // A group of one elects itself at once instead of waiting out an election timeout.
+        let _ = raft.trigger().elect().await;
+    }
+    raft.wait(Some(Duration::from_secs(60)))
+        .metrics(
+            |m| {
+                m.current_leader == Some(my_id)
+                    && m.last_applied.map(|l| l.index) >= m.last_log_index
+            },
+            "become leader and apply the log",
+        )
+        .await
+        .context("the server did not become ready")?;
+
+    let listener = TcpListener::bind(client_addr)
+        .await
+        .with_context(|| format!("cannot listen on {client_addr}"))?;
+    let addr = listener.local_addr()?;
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(proposer::run(
+        core.clone(),
+        raft.clone(),
+        proposals,
+    )));
+    tasks.push(tokio::spawn(session_ticker(core.clone(), raft.clone())));
+    tasks.push(tokio::spawn(snapshot_trigger(core.clone(), raft.clone())));
+    tasks.push(tokio::spawn(accept_loop(core.clone(), listener)));
+    {
+        let sm = core.sm.read();
+        tracing::info!(
+            "concord {} serving ZooKeeper clients on {addr}; data in {}, log in {}; zxid {:#x}, {} znodes, {} sessions; ready in {} ms",
+            env!("CARGO_PKG_VERSION"),
+            config.data_dir.display(),
+            config.data_log_dir.display(),
+            sm.tree.last_zxid(),
+            sm.tree.node_count(),
+            sm.tree.sessions().count(),
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(ServerHandle {
+        addr,
+        core,
+        raft,
+        tasks,
+    })
+}
+
+/// Runs a server until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let handle = start(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
+    let limit = core.config.max_client_cnxns;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Running out of descriptors must not end the server; back off and retry.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        {
+            let mut conns = core.conns.lock();
+            let n = conns.per_ip.entry(ip).or_default();
+            if limit > 0 && *n >= limit {
+                tracing::warn!(%peer, "too many connections from {ip} (maxClientCnxns={limit}); closing");
+                continue;
+            }
+            *n += 1;
+        }
+        let core = core.clone();
+        tokio::spawn(async move {
+            conn::serve(core.clone(), stream, peer).await;
+            let mut conns = core.conns.lock();
+            if let Some(n) = conns.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    conns.per_ip.remove(&ip);
+                }
+            }
+        });
+    }
+}
+
+fn is_leader(core: &Core, raft: &Raft) -> bool {
+    raft.metrics().borrow().current_leader == Some(core.my_id)
+}
+
+/// Proposes expiry of sessions whose clients went silent, and the purge of expired TTL nodes
+/// and empty containers.
+async fn session_ticker(core: Arc<Core>, raft: Raft) {
+    let tick = Duration::from_millis((core.config.tick_time_ms as u64 / 2).clamp(20, 1000));
+    let purging = Arc::new(AtomicBool::new(false));
+    loop {
+        tokio::time::sleep(tick).await;
+        if !is_leader(&core, &raft) {
+            continue;
+        }
+        let expired = core.tracker.lock().take_expired(Instant::now());
+        for id in expired {
+            tracing::info!(session = format!("{id:#x}"), "expiring session");
+            let _ = core
+                .propose(Txn {
+                    session: id,
+                    time: now_ms(),
+                    auth: Vec::new(),
+                    op: TxnOp::CloseSession { expired: true },
+                })
+                .await;
+        }
+        let now = now_ms();
+        if !purging.load(Ordering::Relaxed) && core.sm.read().tree.has_stale(now) {
+            purging.store(true, Ordering::Relaxed);
+            let rx = core
+                .propose(Txn {
+                    session: 0,
+                    time: now,
+                    auth: Vec::new(),
+                    op: TxnOp::PurgeStale,
+                })
+                .await;
+            let flag = purging.clone();
+            tokio::spawn(async move {
+                let _ = rx.await;
+                flag.store(false, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+/// Asks Raft for a snapshot whenever enough txns have been applied since the last one.
+async fn snapshot_trigger(core: Arc<Core>, raft: Raft) {
+    loop {
+        core.snapshot_wanted.notified().await;
+        if let Err(e) = raft.trigger().snapshot().await {
+            tracing::warn!("cannot trigger snapshot: {e}");
+        }
+        // Raft builds it in the background; do not ask again until it has started.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fails with a clear message when two configuration values cannot work together.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    if config.servers.len() > 1 {
+        bail!(
+            "this build runs single-server groups only; {} server.N lines given",
+            config.servers.len()
+        );
+    }
+    Ok(())
+}

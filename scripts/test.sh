@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole concord test suite, as CI runs it (.ci/run calls this).
+#
+#   1. builds the workspace and its tests once, with the optimised `ci` profile;
+#   2. runs every Rust test: unit, property, integration (zookeeper-client crate against a real
+#      server), crash (kill -9 under load) and hostile-input tests;
+#   3. starts a concord server and runs kazoo's own test suite against it (the kazoo harness
+#      sets up its Python venv itself).
+#
+# Needs only the Rust toolchain, python3 and (for the venv) Debian's python3-venv, which it
+# installs with apt-get when run as root. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required but not installed: $2" >&2; exit 1; }
+}
+need cargo "install the Rust toolchain (https://rustup.rs)"
+need python3 "install Debian's python3 package (apt-get install python3)"
+
+echo "== building (cargo, profile ci)"
+cargo build --profile ci --workspace --all-targets
+
+echo "== Rust tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --profile ci --cargo-profile ci --workspace --no-fail-fast
+else
+    cargo test --profile ci --workspace --no-fail-fast
+fi
+
+echo "== kazoo's test suite against a concord server"
+bash "$ROOT/scripts/kazoo-against-concord.sh" "$ROOT/target/ci/concord"
