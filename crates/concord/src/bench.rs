@@ -210,7 +210,7 @@ async fn run_session_phase(
                     Request::Create(CreateRequest {
                         op: op::CREATE,
                         path: k,
-                        data: value.clone(),
+                        data: Some(value.clone()),
                         acl: Acl::open_unsafe(),
                         flags: 0,
                         ttl: 0,
@@ -244,7 +244,7 @@ async fn run_session_phase(
                     } else {
                         Request::SetData {
                             path: k,
-                            data: value.clone(),
+                            data: Some(value.clone()),
                             version: -1,
                         }
                     }
@@ -288,7 +288,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<PhaseResult>> {
             .call(&Request::Create(CreateRequest {
                 op: op::CREATE,
                 path: path.clone(),
-                data: vec![],
+                data: None,
                 acl: Acl::open_unsafe(),
                 flags: 0,
                 ttl: 0,

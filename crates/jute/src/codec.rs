@@ -73,6 +73,18 @@ impl<'a> Reader<'a> {
         self.take(len as usize)
     }
 
+    /// Reads a jute `buffer`, keeping null (length -1) apart from empty.
+    pub fn read_opt_buffer(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        let len = self.read_i32()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        if len < 0 {
+            return Err(DecodeError::BadLength(len));
+        }
+        Ok(Some(self.take(len as usize)?.to_vec()))
+    }
+
     /// Reads a jute `buffer` into an owned vector.
     pub fn read_buffer_vec(&mut self) -> Result<Vec<u8>, DecodeError> {
         Ok(self.read_buffer()?.to_vec())
@@ -137,6 +149,15 @@ pub fn write_bool(w: &mut Vec<u8>, v: bool) {
 pub fn write_buffer(w: &mut Vec<u8>, v: &[u8]) {
     write_i32(w, v.len() as i32);
     w.extend_from_slice(v);
+}
+
+/// Appends a jute `buffer` that may be null (written as length -1).
+#[inline]
+pub fn write_opt_buffer(w: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        Some(b) => write_buffer(w, b),
+        None => write_i32(w, -1),
+    }
 }
 
 /// Appends a jute `ustring`.

@@ -12,8 +12,8 @@ pub struct CreateRequest {
     pub op: i32,
     /// Path of the node to create (before any sequential suffix).
     pub path: String,
-    /// Initial data.
-    pub data: Vec<u8>,
+    /// Initial data; `None` is a null buffer, which ZooKeeper keeps apart from empty data.
+    pub data: Option<Vec<u8>>,
     /// ACL of the new node.
     pub acl: Vec<Acl>,
     /// Create mode flags.
@@ -96,8 +96,8 @@ pub enum Request {
     SetData {
         /// Path to write.
         path: String,
-        /// New data.
-        data: Vec<u8>,
+        /// New data (`None` is null).
+        data: Option<Vec<u8>>,
         /// Expected version, or -1.
         version: i32,
     },
@@ -273,7 +273,7 @@ impl Request {
         Ok(match op_code {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
                 let path = r.read_string()?;
-                let data = r.read_buffer_vec()?;
+                let data = r.read_opt_buffer()?;
                 let acl = read_acl_vec(r)?;
                 let flags = r.read_i32()?;
                 let ttl = if op_code == op::CREATE_TTL {
@@ -307,7 +307,7 @@ impl Request {
             },
             op::SET_DATA => Request::SetData {
                 path: r.read_string()?,
-                data: r.read_buffer_vec()?,
+                data: r.read_opt_buffer()?,
                 version: r.read_i32()?,
             },
             op::GET_ACL => Request::GetAcl {
@@ -425,7 +425,7 @@ impl Request {
         match self {
             Request::Create(c) => {
                 write_string(w, &c.path);
-                write_buffer(w, &c.data);
+                write_opt_buffer(w, c.data.as_deref());
                 write_acl_vec(w, &c.acl);
                 write_i32(w, c.flags);
                 if c.op == op::CREATE_TTL {
@@ -453,7 +453,7 @@ impl Request {
                 version,
             } => {
                 write_string(w, path);
-                write_buffer(w, data);
+                write_opt_buffer(w, data.as_deref());
                 write_i32(w, *version);
             }
             Request::SetAcl { path, acl, version } => {

@@ -20,8 +20,8 @@ pub enum OpResult {
     Check,
     /// getChildren (multiRead).
     GetChildren(Vec<String>),
-    /// getData (multiRead).
-    GetData(Vec<u8>, Stat),
+    /// getData (multiRead); `None` is null data.
+    GetData(Option<Vec<u8>>, Stat),
     /// A failed (or rolled back, code 0) op.
     Error(i32),
 }
@@ -62,8 +62,8 @@ pub enum Response {
     Create2(String, Stat),
     /// exists, setData, setACL: a Stat.
     Stat(Stat),
-    /// getData and reconfig: data and Stat.
-    GetData(Vec<u8>, Stat),
+    /// getData and reconfig: data (`None` is null) and Stat.
+    GetData(Option<Vec<u8>>, Stat),
     /// getACL: ACL and Stat.
     GetAcl(Vec<Acl>, Stat),
     /// getChildren: names.
@@ -96,7 +96,7 @@ impl Response {
             }
             Response::Stat(s) => s.encode(w),
             Response::GetData(d, s) => {
-                write_buffer(w, d);
+                write_opt_buffer(w, d.as_deref());
                 s.encode(w);
             }
             Response::GetAcl(a, s) => {
@@ -150,7 +150,7 @@ impl Response {
             }
             op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(Stat::decode(r)?),
             op::GET_DATA | op::RECONFIG => {
-                Response::GetData(r.read_buffer_vec()?, Stat::decode(r)?)
+                Response::GetData(r.read_opt_buffer()?, Stat::decode(r)?)
             }
             op::GET_ACL => Response::GetAcl(read_acl_vec(r)?, Stat::decode(r)?),
             op::GET_CHILDREN => Response::GetChildren(r.read_string_vec()?),
@@ -172,7 +172,7 @@ impl Response {
                         op::SET_DATA => OpResult::SetData(Stat::decode(r)?),
                         op::CHECK => OpResult::Check,
                         op::GET_CHILDREN => OpResult::GetChildren(r.read_string_vec()?),
-                        op::GET_DATA => OpResult::GetData(r.read_buffer_vec()?, Stat::decode(r)?),
+                        op::GET_DATA => OpResult::GetData(r.read_opt_buffer()?, Stat::decode(r)?),
                         op::ERROR => OpResult::Error(r.read_i32()?),
                         _ => return Err(DecodeError::BadValue("multi result type")),
                     });
@@ -209,7 +209,7 @@ fn encode_op_result(r: &OpResult, w: &mut Vec<u8>) {
         OpResult::SetData(s) => s.encode(w),
         OpResult::GetChildren(c) => write_string_vec(w, c),
         OpResult::GetData(d, s) => {
-            write_buffer(w, d);
+            write_opt_buffer(w, d.as_deref());
             s.encode(w);
         }
         OpResult::Error(e) => write_i32(w, *e),

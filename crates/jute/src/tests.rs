@@ -8,7 +8,7 @@ fn all_requests() -> Vec<Request> {
         Request::Create(CreateRequest {
             op,
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: acl.clone(),
             flags: 3,
             ttl,
@@ -34,7 +34,7 @@ fn all_requests() -> Vec<Request> {
         },
         Request::SetData {
             path: "/a".into(),
-            data: vec![1, 2],
+            data: None,
             version: 4,
         },
         Request::GetAcl { path: "/a".into() },
@@ -163,7 +163,8 @@ fn every_response_round_trips() {
         (op::CREATE, Response::Create("/a".into())),
         (op::CREATE2, Response::Create2("/a".into(), stat)),
         (op::EXISTS, Response::Stat(stat)),
-        (op::GET_DATA, Response::GetData(b"d".to_vec(), stat)),
+        (op::GET_DATA, Response::GetData(Some(b"d".to_vec()), stat)),
+        (op::GET_DATA, Response::GetData(None, stat)),
         (op::GET_ACL, Response::GetAcl(Acl::open_unsafe(), stat)),
         (op::GET_CHILDREN, Response::GetChildren(vec!["x".into()])),
         (
@@ -186,7 +187,8 @@ fn every_response_round_trips() {
             op::MULTI_READ,
             Response::Multi(vec![
                 OpResult::GetChildren(vec!["c".into()]),
-                OpResult::GetData(vec![9], stat),
+                OpResult::GetData(Some(vec![9]), stat),
+                OpResult::GetData(None, stat),
             ]),
         ),
         (

@@ -10,7 +10,7 @@ use crate::core::{ConnHandle, ConnInfo, Core};
 use crate::fourlw;
 use crate::watch::{ConnId, WatchKind};
 use bytes::{Buf, Bytes, BytesMut};
-use concord_jute::codec::{begin_frame, finish_frame, write_buffer};
+use concord_jute::codec::{begin_frame, finish_frame, write_opt_buffer};
 use concord_jute::consts::{add_watch_mode, event, op};
 use concord_jute::frame::{
     check_frame, decode_connect, decode_request, is_four_letter_word, FrameStatus,
@@ -500,10 +500,10 @@ impl Conn {
                                 .lock()
                                 .add(WatchKind::Data, &path, self.id);
                         }
-                        let mut w = Vec::with_capacity(96 + data.len());
+                        let mut w = Vec::with_capacity(96 + data.map_or(0, |d| d.len()));
                         let at = begin_frame(&mut w);
                         ReplyHeader { xid, zxid, err: 0 }.encode(&mut w);
-                        write_buffer(&mut w, data);
+                        write_opt_buffer(&mut w, data);
                         stat.encode(&mut w);
                         finish_frame(&mut w, at);
                         Bytes::from(w)
@@ -573,7 +573,7 @@ impl Conn {
             }
             Request::GetData { path, .. } => {
                 let (d, s) = tree.get_data(&path, &self.auth)?;
-                Ok(Response::GetData(d.to_vec(), s))
+                Ok(Response::GetData(d.map(<[u8]>::to_vec), s))
             }
             Request::GetChildren {
                 path,
@@ -601,7 +601,7 @@ impl Conn {
                     .into_iter()
                     .map(|o| match o {
                         Request::GetData { path, .. } => match tree.get_data(&path, &self.auth) {
-                            Ok((d, s)) => OpResult::GetData(d.to_vec(), s),
+                            Ok((d, s)) => OpResult::GetData(d.map(<[u8]>::to_vec), s),
                             Err(e) => OpResult::Error(e.code()),
                         },
                         Request::GetChildren { path, .. } => {

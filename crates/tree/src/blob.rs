@@ -16,6 +16,8 @@ struct Header {
 }
 
 const HDR: usize = std::mem::size_of::<Header>();
+/// `data_len` value marking null data (ZooKeeper keeps null apart from empty).
+const NULL_DATA: u32 = u32::MAX;
 
 /// A reference-counted, immutable (name, data) pair.
 pub struct Blob {
@@ -34,7 +36,14 @@ fn layout(len: usize) -> Layout {
 impl Blob {
     /// Allocates a blob holding `name` followed by `data`.
     pub fn new(name: &[u8], data: &[u8]) -> Blob {
-        assert!(name.len() <= u32::MAX as usize && data.len() <= u32::MAX as usize);
+        Blob::new_opt(name, Some(data))
+    }
+
+    /// Allocates a blob whose data may be null.
+    pub fn new_opt(name: &[u8], data: Option<&[u8]>) -> Blob {
+        let null = data.is_none();
+        let data = data.unwrap_or(&[]);
+        assert!(name.len() < u32::MAX as usize && data.len() < u32::MAX as usize);
         let lay = layout(name.len() + data.len());
         // SAFETY: the layout has a non-zero size (the header).
         let raw = unsafe { alloc(lay) } as *mut Header;
@@ -46,7 +55,7 @@ impl Blob {
             raw.write(Header {
                 refs: AtomicU32::new(1),
                 name_len: name.len() as u32,
-                data_len: data.len() as u32,
+                data_len: if null { NULL_DATA } else { data.len() as u32 },
             });
             let body = (raw as *mut u8).add(HDR);
             std::ptr::copy_nonoverlapping(name.as_ptr(), body, name.len());
@@ -77,24 +86,40 @@ impl Blob {
         }
     }
 
-    /// The node's data.
+    /// Whether the data is null.
+    pub fn is_null(&self) -> bool {
+        self.header().data_len == NULL_DATA
+    }
+
+    /// The data, or `None` when it is null.
+    pub fn data_opt(&self) -> Option<&[u8]> {
+        (!self.is_null()).then(|| self.data())
+    }
+
+    fn data_len(&self) -> usize {
+        match self.header().data_len {
+            NULL_DATA => 0,
+            n => n as usize,
+        }
+    }
+
+    /// The node's data (empty when null).
     pub fn data(&self) -> &[u8] {
         let h = self.header();
         // SAFETY: data bytes follow the name within the allocation.
         unsafe {
-            std::slice::from_raw_parts(self.body().add(h.name_len as usize), h.data_len as usize)
+            std::slice::from_raw_parts(self.body().add(h.name_len as usize), self.data_len())
         }
     }
 
-    /// A new blob with the same name and other data.
-    pub fn with_data(&self, data: &[u8]) -> Blob {
-        Blob::new(self.name().as_bytes(), data)
+    /// A new blob with the same name and other (possibly null) data.
+    pub fn with_data(&self, data: Option<&[u8]>) -> Blob {
+        Blob::new_opt(self.name().as_bytes(), data)
     }
 
     /// Heap bytes held by this blob (for accounting).
     pub fn heap_size(&self) -> usize {
-        let h = self.header();
-        HDR + h.name_len as usize + h.data_len as usize
+        HDR + self.header().name_len as usize + self.data_len()
     }
 }
 
@@ -114,8 +139,7 @@ impl Drop for Blob {
             return;
         }
         fence(Ordering::Acquire);
-        let h = self.header();
-        let lay = layout(h.name_len as usize + h.data_len as usize);
+        let lay = layout(self.header().name_len as usize + self.data_len());
         // SAFETY: this was the last reference; the allocation came from `alloc(lay)`.
         unsafe { dealloc(self.ptr.as_ptr() as *mut u8, lay) };
     }
@@ -139,9 +163,12 @@ mod tests {
         let c = b.clone();
         drop(b);
         assert_eq!(c.name(), "node");
-        let d = c.with_data(b"");
+        let d = c.with_data(Some(b""));
         assert_eq!(d.name(), "node");
-        assert_eq!(d.data(), b"");
+        assert_eq!(d.data_opt(), Some(&b""[..]));
+        let n = c.with_data(None);
+        assert!(n.is_null());
+        assert_eq!((n.data(), n.data_opt(), n.heap_size()), (&b""[..], None, HDR + 4));
         let e = Blob::new(b"", b"");
         assert_eq!(e.name(), "");
         assert_eq!(e.heap_size(), HDR);

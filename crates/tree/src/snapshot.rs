@@ -96,7 +96,7 @@ pub fn write_snapshot<W: Write>(t: &FrozenTree, w: W) -> io::Result<()> {
         write_i64(b, n.ephemeral_owner);
         write_i32(b, n.num_children);
         write_buffer(b, n.blob.name().as_bytes());
-        write_buffer(b, n.blob.data());
+        concord_jute::codec::write_opt_buffer(b, n.blob.data_opt());
         cw.maybe_flush()?;
     }
     cw.buf.push(0);
@@ -168,14 +168,14 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
         let owner = r.read_i64().map_err(d)?;
         let num_children = r.read_i32().map_err(d)?;
         let name = r.read_buffer().map_err(d)?;
-        let data = r.read_buffer().map_err(d)?;
+        let data = r.read_opt_buffer().map_err(d)?;
         if std::str::from_utf8(name).is_err() {
             return Err(err("node name is not UTF-8"));
         }
         if (id == 0) != (parent == ROOT_PARENT) {
             return Err(err("root/parent mismatch"));
         }
-        let mut n = Node::new(Blob::new(name, data), acl, czxid, ctime, owner);
+        let mut n = Node::new(Blob::new_opt(name, data.as_deref()), acl, czxid, ctime, owner);
         n.parent = parent;
         n.mzxid = mzxid;
         n.pzxid = pzxid;

@@ -84,7 +84,7 @@ fn create_req(path: &str, data: &[u8], flags: i32) -> Request {
     Request::Create(CreateRequest {
         op: op::CREATE2,
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         flags,
         ttl: 0,
@@ -94,7 +94,7 @@ fn create_req(path: &str, data: &[u8], flags: i32) -> Request {
 fn set(path: &str, data: &[u8], version: i32) -> Request {
     Request::SetData {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     }
 }
@@ -118,7 +118,7 @@ fn dump(t: &DataTree) -> BTreeMap<String, (Vec<u8>, Stat, Vec<Acl>)> {
         for k in kids {
             stack.push(path::join(&p, k));
         }
-        out.insert(p, (data.to_vec(), stat, acl));
+        out.insert(p, (data.unwrap_or_default().to_vec(), stat, acl));
     }
     out
 }
@@ -179,13 +179,16 @@ fn create_sets_stat_and_parent() {
         .write(Request::Create(CreateRequest {
             op: op::CREATE,
             path: "/plain".into(),
-            data: vec![],
+            data: None,
             acl: Acl::open_unsafe(),
             flags: 0,
             ttl: 0,
         }))
         .unwrap();
     assert_eq!(r, Response::Create("/plain".into()));
+    // Null data stays null (not empty), as in ZooKeeper.
+    assert_eq!(t.tree.get_data("/plain", &anyone()).unwrap().0, None);
+    assert_eq!(t.tree.get_data("/a", &anyone()).unwrap().0, Some(&b"hello"[..]));
 }
 
 #[test]
@@ -299,7 +302,7 @@ fn acls_are_enforced() {
     let req = Request::Create(CreateRequest {
         op: op::CREATE2,
         path: "/locked".into(),
-        data: b"secret".to_vec(),
+        data: Some(b"secret".to_vec()),
         acl: vec![
             Acl {
                 perms: perms::ALL,
@@ -330,7 +333,7 @@ fn acls_are_enforced() {
             .get_data("/locked", std::slice::from_ref(&bob))
             .unwrap()
             .0,
-        b"secret"
+        Some(&b"secret"[..])
     );
     assert_eq!(t.write(set("/locked", b"x", -1)), Err(ErrorCode::NoAuth));
     // anyone may CREATE children, but not DELETE them
@@ -454,7 +457,7 @@ fn ttl_nodes_expire_and_need_extended_types() {
         Request::Create(CreateRequest {
             op: op::CREATE_TTL,
             path: path.into(),
-            data: vec![],
+            data: None,
             acl: Acl::open_unsafe(),
             flags,
             ttl,

@@ -602,7 +602,7 @@ impl DataTree {
                     return Err(ErrorCode::BadVersion);
                 }
                 let old_len = n.blob.data().len() as u64;
-                let new_blob = n.blob.with_data(data);
+                let new_blob = n.blob.with_data(data.as_deref());
                 let n = self.store.get_mut(id);
                 let old_blob = std::mem::replace(&mut n.blob, new_blob);
                 if undo {
@@ -618,7 +618,8 @@ impl DataTree {
                 n.mtime = ctx.time;
                 n.version = n.version.wrapping_add(1);
                 let stat = n.stat();
-                self.data_bytes = self.data_bytes - old_len + data.len() as u64;
+                self.data_bytes =
+                    self.data_bytes - old_len + data.as_ref().map_or(0, |d| d.len()) as u64;
                 st.events.push(Event {
                     event_type: event::NODE_DATA_CHANGED,
                     path: path.clone(),
@@ -717,7 +718,7 @@ impl DataTree {
         let full = path::join(parent_path, &name);
         let acl_idx = self.acls.intern(acl);
         let node = Node::new(
-            Blob::new(name.as_bytes(), &c.data),
+            Blob::new_opt(name.as_bytes(), c.data.as_deref()),
             acl_idx,
             ctx.zxid,
             ctx.time,
@@ -819,12 +820,12 @@ impl DataTree {
         self.store.lookup(path).ok_or(ErrorCode::NoNode)
     }
 
-    /// getData: the data and Stat, if `auth` may READ.
-    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(&[u8], Stat), ErrorCode> {
+    /// getData: the data (`None` when null) and Stat, if `auth` may READ.
+    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<&[u8]>, Stat), ErrorCode> {
         let id = self.node_at(path)?;
         acl::check(self.acl_of(id), perms::READ, auth)?;
         let n = self.store.get(id);
-        Ok((n.blob.data(), n.stat()))
+        Ok((n.blob.data_opt(), n.stat()))
     }
 
     /// exists: the Stat, or None when the node is absent (no ACL check, as in ZooKeeper).

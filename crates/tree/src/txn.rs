@@ -124,7 +124,7 @@ mod tests {
             TxnOp::CloseSession { expired: true },
             TxnOp::Write(Request::SetData {
                 path: "/a".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 version: -1,
             }),
             TxnOp::PurgeStale,
