@@ -138,15 +138,12 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .await
         .with_context(|| format!("cannot listen on {client_addr}"))?;
     let addr = listener.local_addr()?;
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(proposer::run(
-        core.clone(),
-        raft.clone(),
-        proposals,
-    )));
-    tasks.push(tokio::spawn(session_ticker(core.clone(), raft.clone())));
-    tasks.push(tokio::spawn(snapshot_trigger(core.clone(), raft.clone())));
-    tasks.push(tokio::spawn(accept_loop(core.clone(), listener)));
+    let tasks = vec![
+        tokio::spawn(proposer::run(core.clone(), raft.clone(), proposals)),
+        tokio::spawn(session_ticker(core.clone(), raft.clone())),
+        tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
+        tokio::spawn(accept_loop(core.clone(), listener)),
+    ];
     {
         let sm = core.sm.read();
         tracing::info!(
@@ -234,14 +231,16 @@ async fn session_ticker(core: Arc<Core>, raft: Raft) {
         let expired = core.tracker.lock().take_expired(Instant::now());
         for id in expired {
             tracing::info!(session = format!("{id:#x}"), "expiring session");
-            let _ = core
-                .propose(Txn {
+            // Not waited for: the expiry is applied like any other txn.
+            drop(
+                core.propose(Txn {
                     session: id,
                     time: now_ms(),
                     auth: Vec::new(),
                     op: TxnOp::CloseSession { expired: true },
                 })
-                .await;
+                .await,
+            );
         }
         let now = now_ms();
         if !purging.load(Ordering::Relaxed) && core.sm.read().tree.has_stale(now) {

@@ -107,9 +107,7 @@ impl Blob {
     pub fn data(&self) -> &[u8] {
         let h = self.header();
         // SAFETY: data bytes follow the name within the allocation.
-        unsafe {
-            std::slice::from_raw_parts(self.body().add(h.name_len as usize), self.data_len())
-        }
+        unsafe { std::slice::from_raw_parts(self.body().add(h.name_len as usize), self.data_len()) }
     }
 
     /// A new blob with the same name and other (possibly null) data.
@@ -168,7 +166,10 @@ mod tests {
         assert_eq!(d.data_opt(), Some(&b""[..]));
         let n = c.with_data(None);
         assert!(n.is_null());
-        assert_eq!((n.data(), n.data_opt(), n.heap_size()), (&b""[..], None, HDR + 4));
+        assert_eq!(
+            (n.data(), n.data_opt(), n.heap_size()),
+            (&b""[..], None, HDR + 4)
+        );
         let e = Blob::new(b"", b"");
         assert_eq!(e.name(), "");
         assert_eq!(e.heap_size(), HDR);

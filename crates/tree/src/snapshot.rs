@@ -175,7 +175,13 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
         if (id == 0) != (parent == ROOT_PARENT) {
             return Err(err("root/parent mismatch"));
         }
-        let mut n = Node::new(Blob::new_opt(name, data.as_deref()), acl, czxid, ctime, owner);
+        let mut n = Node::new(
+            Blob::new_opt(name, data.as_deref()),
+            acl,
+            czxid,
+            ctime,
+            owner,
+        );
         n.parent = parent;
         n.mzxid = mzxid;
         n.pzxid = pzxid;

@@ -188,7 +188,10 @@ fn create_sets_stat_and_parent() {
     assert_eq!(r, Response::Create("/plain".into()));
     // Null data stays null (not empty), as in ZooKeeper.
     assert_eq!(t.tree.get_data("/plain", &anyone()).unwrap().0, None);
-    assert_eq!(t.tree.get_data("/a", &anyone()).unwrap().0, Some(&b"hello"[..]));
+    assert_eq!(
+        t.tree.get_data("/a", &anyone()).unwrap().0,
+        Some(&b"hello"[..])
+    );
 }
 
 #[test]

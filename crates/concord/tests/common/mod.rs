@@ -23,17 +23,18 @@ impl TestServer {
 
 /// A configuration for tests: an ephemeral port, short ticks, every 4lw, TTL nodes enabled.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.to_path_buf();
-    c.data_log_dir = dir.to_path_buf();
-    c.client_port = 0;
-    c.tick_time_ms = 100;
-    c.min_session_timeout_ms = 200;
-    c.max_session_timeout_ms = 20_000;
-    c.four_letter_words = FourLetterWords::All;
-    c.extended_types_enabled = true;
-    c.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into());
-    c
+    Config {
+        data_dir: dir.to_path_buf(),
+        data_log_dir: dir.to_path_buf(),
+        client_port: 0,
+        tick_time_ms: 100,
+        min_session_timeout_ms: 200,
+        max_session_timeout_ms: 20_000,
+        four_letter_words: FourLetterWords::All,
+        extended_types_enabled: true,
+        super_digest: Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into()),
+        ..Config::default()
+    }
 }
 
 /// Sends server logs to the test output when CONCORD_TEST_LOG is set (e.g. `debug`).

@@ -53,7 +53,7 @@ pub fn list_snapshots(dir: &Path) -> std::io::Result<Vec<SnapshotFile>> {
             index,
         });
     }
-    out.sort_by(|a, b| b.index.cmp(&a.index));
+    out.sort_by_key(|f| std::cmp::Reverse(f.index));
     Ok(out)
 }
 
