@@ -24,7 +24,7 @@ cargo build --profile ci --workspace --all-targets
 
 echo "== Rust tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
-    cargo nextest run --profile ci --cargo-profile ci --workspace --no-fail-fast
+    cargo nextest run --cargo-profile ci --workspace --no-fail-fast
 else
     cargo test --profile ci --workspace --no-fail-fast
 fi
