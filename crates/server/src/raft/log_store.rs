@@ -1,49 +1,68 @@
 //! The durable Raft log: checksummed segment files, one writer thread, group commit.
 //!
 //! Files in the log directory:
-//! - `log-<first index, 20 digits>.seg`: header `CNCDLOG1` + first index (u64 BE), then records
-//!   `[payload length u32 BE][CRC-32C of payload u32 BE][payload = postcard(Entry)]`. A new
-//!   segment starts when the current one passes `segment_bytes`.
-//! - `meta`: vote, committed and purge point, checksummed, replaced atomically (write temp,
-//!   fsync, rename, fsync directory).
+//! - `log-<first index, 20 digits>.seg`: a 24-byte header (magic `CNCDLOG1`, format version
+//!   u32 BE = 1, first index u64 BE, CRC-32C of those 20 bytes u32 BE), then records
+//!   `[payload length u32 BE][CRC-32C of payload u32 BE][payload = postcard(Entry)]` with
+//!   consecutive indexes. A new segment starts once the current one reaches `segment_bytes`;
+//!   indexes run on from one segment to the next.
+//! - `meta`: vote and purge point; `committed`: the committed log id. Both are
+//!   `[magic 8 bytes][body length u32 BE][CRC-32C of body u32 BE][body = postcard]` and are
+//!   replaced atomically (write `<name>.tmp`, fsync, rename, fsync the directory); `committed`
+//!   skips the fsyncs, a stale committed id being safe.
+//! - `LOCK`: locked (flock) while a [`LogStore`] is open, so two servers cannot share a log.
 //!
-//! Appends return at once; the writer thread writes everything queued, fsyncs once and then
-//! completes every queued append's callback (group commit). Truncate and purge go through the
-//! same thread, so they are ordered with appends. Entries not yet purged are also kept decoded
-//! in memory (openraft reads them back to apply and replicate); purging after each snapshot
-//! bounds that.
+//! Appends return at once: the entries are readable from memory straight away, and the writer
+//! thread writes everything queued since its last sync, syncs once and completes every queued
+//! append's callback in order (group commit). Truncate, purge and vote saves go through the same
+//! thread, so all writes are ordered. The newest `cache_entries` entries stay decoded in memory;
+//! older ones are read back from the segment files through an in-memory offset index.
 //!
 //! Recovery: a damaged record at the end of the last segment with nothing valid after it is a
-//! torn write from a crash and is cut; any other damage stops the server with the file and
+//! torn write from a crash and is cut; any other damage stops the server with the file and byte
 //! offset named.
 
 use super::types::{decode_entry, encode_entry, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, RaftLogId};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
 const SEG_MAGIC: &[u8; 8] = b"CNCDLOG1";
-const SEG_HEADER: u64 = 16;
-const REC_HEADER: usize = 8;
-/// Largest record accepted when reading back (a corrupt length must not allocate gigabytes).
-const MAX_RECORD: usize = 256 << 20;
+const SEG_VERSION: u32 = 1;
+const SEG_HEADER: u64 = 24;
+const REC_HEADER: u64 = 8;
+const META_MAGIC: &[u8; 8] = b"CNCDMETA";
+const COMMITTED_MAGIC: &[u8; 8] = b"CNCDCMIT";
+const FRAME_HEADER: usize = 16;
+/// The writer writes its buffer out mid-batch once it holds this many bytes.
+const WRITE_BUF: usize = 4 << 20;
+/// Most entries one `limited_get_log_entries` answer holds.
+const LIMIT_ENTRIES: usize = 4096;
+/// Most bytes read from disk for one `limited_get_log_entries` answer (at least one entry).
+const LIMIT_BYTES: u64 = 16 << 20;
+/// Largest single read of consecutive records.
+const MAX_RUN_BYTES: u64 = 8 << 20;
 
 /// Options of the log store.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
-    /// fsync before completing appends (default true).
+    /// fdatasync before completing appends, truncates and vote saves (default true).
     pub fsync: bool,
-    /// Start a new segment once the current one exceeds this size (default 64 MiB).
+    /// Start a new segment once the current one reaches this many bytes (default 64 MiB).
     pub segment_bytes: u64,
+    /// How many of the newest entries stay decoded in memory (default 10 000, at least 1).
+    pub cache_entries: usize,
 }
 
 impl Default for LogOptions {
@@ -51,330 +70,744 @@ impl Default for LogOptions {
         LogOptions {
             fsync: true,
             segment_bytes: 64 << 20,
+            cache_entries: 10_000,
         }
     }
 }
 
-/// Why the log could not be opened.
+/// Why the log could not be opened; every message names the file (and byte offset).
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// An I/O error on a file.
-    #[error("{file}: {err}")]
+    /// An I/O operation on a file of the log failed.
+    #[error("{}: {source}", file.display())]
     Io {
         /// The file.
         file: PathBuf,
         /// The error.
-        err: std::io::Error,
+        source: io::Error,
     },
-    /// Damage that is not a torn tail.
-    #[error("{file}: corrupt at byte {offset}: {what}")]
+    /// A file of the log is damaged in a way that is not a torn tail.
+    #[error("{} at byte {offset}: {what}", file.display())]
     Corrupt {
         /// The file.
         file: PathBuf,
-        /// Byte offset of the damage.
+        /// Byte offset of the damage in the file.
         offset: u64,
         /// What is wrong.
         what: String,
     },
+    /// Another open log store (maybe in another process) holds the directory.
+    #[error("{}: the log directory is in use by another process", file.display())]
+    Locked {
+        /// The lock file.
+        file: PathBuf,
+    },
+}
+
+/// A torn tail cut from the last segment when the log was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Byte offset the file was cut at (the end of the last good record).
+    pub offset: u64,
+    /// Bytes dropped from the end of the file.
+    pub dropped_bytes: u64,
+    /// What was found at `offset`.
+    pub reason: String,
 }
 
 /// What opening the log found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Segment files read.
     pub segments: usize,
-    /// Entries found.
-    pub entries: usize,
-    /// A torn tail that was cut: (file, offset cut at, bytes dropped).
-    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// Valid records read from them (including entries at or below the purge point).
+    pub records: u64,
+    /// Entries in the log after recovery (above the purge point).
+    pub entries: u64,
+    /// Index of the first entry in the log after recovery.
+    pub first_index: Option<u64>,
+    /// Index of the last entry in the log after recovery.
+    pub last_index: Option<u64>,
+    /// Segment files deleted because all their entries were purged (an interrupted purge).
+    pub purged_segments_removed: usize,
+    /// The torn tail that was cut from the last segment, if any.
+    pub torn_tail: Option<TornTail>,
 }
 
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 struct Meta {
     vote: Option<Vote>,
-    committed: Option<LogId>,
     purged: Option<LogId>,
 }
 
-struct Segment {
-    path: PathBuf,
-    first: u64,
-    /// Byte offset of each entry's record, for truncation.
-    offsets: Vec<u64>,
-    len: u64,
+/// Where an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    /// Queued for the writer (only in the cache); the number tells appends apart, so a write
+    /// of an entry that was truncated meanwhile cannot claim its replacement's slot.
+    Pending(u64),
+    /// Written: segment (by first index), byte offset of the record, payload length.
+    Disk { seg: u64, offset: u64, len: u32 },
+}
+
+/// An open segment file, shared by the writer and the readers.
+#[derive(Clone)]
+struct SegFile {
+    path: Arc<PathBuf>,
+    file: Arc<File>,
 }
 
 /// In-memory state shared by the store, its readers and the writer thread.
 struct State {
-    /// Entries after the purge point, in index order.
-    entries: VecDeque<Entry>,
-    meta: Meta,
+    /// Index after the last entry.
+    next: u64,
+    /// Location of every entry in `[next - locs.len(), next)`.
+    locs: VecDeque<Loc>,
+    /// The newest entries, `[next - cache.len(), next)`; never empty while `locs` is not, and
+    /// holds every entry not yet written.
+    cache: VecDeque<Entry>,
+    cache_cap: usize,
+    /// Open segment files by first index.
+    files: BTreeMap<u64, SegFile>,
+    vote: Option<Vote>,
+    purged: Option<LogId>,
+    committed: Option<LogId>,
+    /// Number of the last append.
+    appends: u64,
 }
 
 impl State {
-    fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|e| e.log_id.index)
+    fn first(&self) -> u64 {
+        self.next - self.locs.len() as u64
     }
+
+    fn cache_first(&self) -> u64 {
+        self.next - self.cache.len() as u64
+    }
+
+    /// Drops the oldest cached entries beyond the cap, as long as they are on disk.
+    fn evict(&mut self) {
+        while self.cache.len() > self.cache_cap {
+            let i = (self.cache_first() - self.first()) as usize;
+            if !matches!(self.locs.get(i), Some(Loc::Disk { .. })) {
+                break;
+            }
+            self.cache.pop_front();
+        }
+    }
+
+    fn truncate(&mut self, index: u64) {
+        if index >= self.next {
+            return;
+        }
+        let first = self.first();
+        let from = index.max(first);
+        let dropped = (self.next - from) as usize;
+        self.locs.truncate(self.locs.len() - dropped);
+        self.cache
+            .truncate(self.cache.len().saturating_sub(dropped));
+        self.next = from;
+    }
+
+    fn purge(&mut self, upto: LogId) {
+        let first = self.first();
+        if upto.index >= first {
+            let n = (upto.index - first)
+                .saturating_add(1)
+                .min(self.locs.len() as u64) as usize;
+            self.locs.drain(..n);
+            let cache_first = self.cache_first();
+            if upto.index >= cache_first {
+                let n = (upto.index - cache_first)
+                    .saturating_add(1)
+                    .min(self.cache.len() as u64) as usize;
+                self.cache.drain(..n);
+            }
+        }
+        if self.locs.is_empty() {
+            self.next = self.next.max(upto.index.saturating_add(1));
+        }
+        if self.purged.is_none_or(|p| p.index <= upto.index) {
+            self.purged = Some(upto);
+        }
+    }
+}
+
+/// State shared by the store, its readers and the writer thread.
+struct Shared {
+    state: Mutex<State>,
+    fsyncs: AtomicU64,
 }
 
 /// Called by the writer thread once an append is durable (or failed).
-type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
-type Reply = tokio::sync::oneshot::Sender<std::io::Result<()>>;
+type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
+type Reply = tokio::sync::oneshot::Sender<io::Result<()>>;
 
 enum Job {
-    Append(Vec<Entry>, Done),
-    Truncate(u64, Reply),
-    Purge(LogId, Reply),
-    SaveMeta(Meta, Reply),
+    Append {
+        entries: Vec<Entry>,
+        append: u64,
+        done: Done,
+    },
+    Truncate {
+        index: u64,
+        reply: Reply,
+    },
+    Purge {
+        upto: LogId,
+        reply: Reply,
+    },
+    SaveVote {
+        vote: Vote,
+        reply: Reply,
+    },
+    SaveCommitted(Option<LogId>),
 }
 
-/// The log store handed to openraft.
+/// The durable Raft log handed to openraft; dropping it stops and joins the writer thread.
 pub struct LogStore {
-    state: Arc<Mutex<State>>,
-    jobs: mpsc::Sender<Job>,
-    fsyncs: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
     recovery: Recovery,
 }
 
-/// A reader sharing the store's in-memory entries.
+/// A cloneable reader of the log, sharing the store's cache and segment files.
 #[derive(Clone)]
 pub struct LogReader {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
-fn io(file: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
-    move |err| LogError::Io {
+fn io_err(file: &Path) -> impl Fn(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
         file: file.to_path_buf(),
-        err,
+        source,
     }
+}
+
+/// Adds the file name to an I/O error.
+fn ctx(file: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", file.display()))
+}
+
+fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> LogError {
+    LogError::Corrupt {
+        file: file.to_path_buf(),
+        offset,
+        what: what.into(),
+    }
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 fn seg_name(first: u64) -> String {
     format!("log-{first:020}.seg")
 }
 
-fn write_meta(dir: &Path, meta: &Meta) -> std::io::Result<()> {
-    let body = postcard::to_stdvec(meta).map_err(std::io::Error::other)?;
-    let tmp = dir.join("meta.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(&(body.len() as u32).to_be_bytes())?;
-    f.write_all(&crc32c::crc32c(&body).to_be_bytes())?;
-    f.write_all(&body)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join("meta"))?;
-    File::open(dir)?.sync_all()
+fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("log-")?.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
-fn read_meta(dir: &Path) -> Result<Meta, LogError> {
-    let p = dir.join("meta");
-    let bytes = match fs::read(&p) {
+fn seg_header(first: u64) -> [u8; SEG_HEADER as usize] {
+    let mut h = [0u8; SEG_HEADER as usize];
+    h[..8].copy_from_slice(SEG_MAGIC);
+    h[8..12].copy_from_slice(&SEG_VERSION.to_be_bytes());
+    h[12..20].copy_from_slice(&first.to_be_bytes());
+    let crc = crc32c::crc32c(&h[..20]);
+    h[20..24].copy_from_slice(&crc.to_be_bytes());
+    h
+}
+
+/// Checks a segment header; returns the first index it names.
+fn check_seg_header(path: &Path, bytes: &[u8]) -> Result<u64, LogError> {
+    if bytes.len() < SEG_HEADER as usize {
+        return Err(corrupt(
+            path,
+            0,
+            format!("segment header is truncated ({} bytes)", bytes.len()),
+        ));
+    }
+    if &bytes[..8] != SEG_MAGIC {
+        return Err(corrupt(path, 0, "not a concord log segment (bad magic)"));
+    }
+    if be_u32(bytes, 20) != Some(crc32c::crc32c(&bytes[..20])) {
+        return Err(corrupt(path, 20, "segment header checksum mismatch"));
+    }
+    match be_u32(bytes, 8) {
+        Some(SEG_VERSION) => {}
+        v => {
+            return Err(corrupt(
+                path,
+                8,
+                format!("unsupported segment format version {v:?}"),
+            ))
+        }
+    }
+    be_u64(bytes, 12).ok_or_else(|| corrupt(path, 12, "segment header is truncated"))
+}
+
+fn frame(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads a framed file; `None` when it does not exist.
+fn read_framed(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, LogError> {
+    let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Meta::default()),
-        Err(e) => return Err(io(&p)(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
     };
-    let corrupt = |what: &str| LogError::Corrupt {
-        file: p.clone(),
-        offset: 0,
-        what: what.to_string(),
-    };
-    if bytes.len() < 8 {
-        return Err(corrupt("too short"));
+    if bytes.len() < FRAME_HEADER {
+        return Err(corrupt(
+            path,
+            0,
+            format!("file is truncated ({} bytes)", bytes.len()),
+        ));
     }
-    let len = u32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize;
-    let crc = u32::from_be_bytes(bytes[4..8].try_into().unwrap());
-    let body = bytes.get(8..8 + len).ok_or_else(|| corrupt("truncated"))?;
+    if &bytes[..8] != magic {
+        return Err(corrupt(path, 0, "bad magic"));
+    }
+    let len = be_u32(&bytes, 8).unwrap_or(0) as usize;
+    let crc = be_u32(&bytes, 12).unwrap_or(0);
+    let body = &bytes[FRAME_HEADER..];
+    if body.len() != len {
+        return Err(corrupt(
+            path,
+            8,
+            format!("length says {len} bytes, the file holds {}", body.len()),
+        ));
+    }
     if crc32c::crc32c(body) != crc {
-        return Err(corrupt("checksum mismatch"));
+        return Err(corrupt(path, FRAME_HEADER as u64, "checksum mismatch"));
     }
-    postcard::from_bytes(body).map_err(|e| corrupt(&format!("undecodable: {e}")))
+    Ok(Some(body.to_vec()))
 }
 
-/// Reads one segment file; returns its entries, offsets and valid length, and whether (and
-/// where) the file ends in damage with nothing valid after it.
-#[allow(clippy::type_complexity)]
-fn read_segment(path: &Path) -> Result<(u64, Vec<(u64, Entry)>, u64, Option<u64>), LogError> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(io(path))?;
-    let corrupt = |offset: u64, what: String| LogError::Corrupt {
-        file: path.to_path_buf(),
-        offset,
-        what,
+/// Replaces `dir/name` atomically: write a temporary file, sync it, rename, sync the directory.
+fn write_atomic(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    sync: bool,
+    fsyncs: &AtomicU64,
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut f = File::create(&tmp).map_err(ctx(&tmp))?;
+    f.write_all(bytes).map_err(ctx(&tmp))?;
+    if sync {
+        f.sync_all().map_err(ctx(&tmp))?;
+        fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(f);
+    fs::rename(&tmp, &path).map_err(ctx(&path))?;
+    if sync {
+        sync_dir(dir, fsyncs)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path, fsyncs: &AtomicU64) -> io::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ctx(dir))?;
+    fsyncs.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+enum Rec<'a> {
+    Valid(&'a [u8]),
+    Bad(&'static str),
+}
+
+/// Looks at the record starting at `pos`.
+fn record_at(bytes: &[u8], pos: usize) -> Rec<'_> {
+    let rest = &bytes[pos.min(bytes.len())..];
+    if rest.len() < REC_HEADER as usize {
+        return Rec::Bad(if rest.iter().all(|&b| b == 0) {
+            "zero bytes where a record would start"
+        } else {
+            "incomplete record header"
+        });
+    }
+    let len = be_u32(rest, 0).unwrap_or(0) as usize;
+    let crc = be_u32(rest, 4).unwrap_or(0);
+    if len == 0 {
+        return Rec::Bad(if crc == 0 {
+            "zero bytes where a record would start"
+        } else {
+            "record of length 0"
+        });
+    }
+    let Some(body) = rest.get(REC_HEADER as usize..REC_HEADER as usize + len) else {
+        return Rec::Bad("incomplete record (it runs past the end of the file)");
     };
-    if bytes.len() < SEG_HEADER as usize || &bytes[..8] != SEG_MAGIC {
-        return Err(corrupt(0, "bad segment header".into()));
+    if crc32c::crc32c(body) != crc {
+        return Rec::Bad("record checksum mismatch");
     }
-    let first = u64::from_be_bytes(bytes[8..16].try_into().unwrap());
-    let mut pos = SEG_HEADER as usize;
-    let mut out = Vec::new();
-    let mut damaged_at = None;
-    while pos < bytes.len() {
-        let rec_ok = (|| {
-            let hdr = bytes.get(pos..pos + REC_HEADER)?;
-            let len = u32::from_be_bytes(hdr[0..4].try_into().unwrap()) as usize;
-            let crc = u32::from_be_bytes(hdr[4..8].try_into().unwrap());
-            if len == 0 || len > MAX_RECORD {
-                return None;
-            }
-            let body = bytes.get(pos + REC_HEADER..pos + REC_HEADER + len)?;
-            (crc32c::crc32c(body) == crc).then_some((len, body))
-        })();
-        match rec_ok {
-            Some((len, body)) => {
-                let e = decode_entry(body)
-                    .map_err(|err| corrupt(pos as u64, format!("undecodable entry: {err}")))?;
-                let want = first + out.len() as u64;
-                if e.log_id.index != want {
-                    return Err(corrupt(
-                        pos as u64,
-                        format!("entry index {} where {want} was expected", e.log_id.index),
-                    ));
-                }
-                out.push((pos as u64, e));
-                pos += REC_HEADER + len;
-            }
-            None => {
-                damaged_at = Some(pos as u64);
-                break;
-            }
+    Rec::Valid(body)
+}
+
+/// The first byte offset after `from` where a record with a valid checksum starts.
+fn valid_record_after(bytes: &[u8], from: usize) -> Option<usize> {
+    (from + 1..bytes.len()).find(|&p| matches!(record_at(bytes, p), Rec::Valid(_)))
+}
+
+/// The writer thread's view of one segment.
+struct WSeg {
+    first: u64,
+    path: Arc<PathBuf>,
+    file: Arc<File>,
+    /// Byte offset of each entry's record.
+    offsets: Vec<u64>,
+    /// Length of the file including buffered, not yet written bytes.
+    len: u64,
+    /// Written since the last sync.
+    dirty: bool,
+}
+
+impl WSeg {
+    fn next(&self) -> u64 {
+        self.first + self.offsets.len() as u64
+    }
+}
+
+/// Collects recovered entries into the in-memory index and cache.
+struct Loader {
+    next: u64,
+    locs: VecDeque<Loc>,
+    cache: VecDeque<Entry>,
+    cap: usize,
+    purged: Option<u64>,
+}
+
+impl Loader {
+    fn push(&mut self, e: Entry, loc: Loc) {
+        let index = e.log_id.index;
+        if self.purged.is_some_and(|p| index <= p) {
+            return;
         }
-    }
-    if let Some(at) = damaged_at {
-        // A torn tail has no valid record after it. Look for one: any later offset where a
-        // record with a matching checksum starts means the damage is in the middle.
-        let mut p = at as usize + 1;
-        while p + REC_HEADER < bytes.len() {
-            let len = u32::from_be_bytes(bytes[p..p + 4].try_into().unwrap()) as usize;
-            if len > 0 && len <= MAX_RECORD && p + REC_HEADER + len <= bytes.len() {
-                let crc = u32::from_be_bytes(bytes[p + 4..p + 8].try_into().unwrap());
-                if crc32c::crc32c(&bytes[p + REC_HEADER..p + REC_HEADER + len]) == crc {
-                    return Err(corrupt(
-                        at,
-                        format!("damaged record followed by a valid one at byte {p}"),
-                    ));
-                }
-            }
-            p += 1;
+        if self.locs.is_empty() {
+            self.next = index;
         }
+        self.locs.push_back(loc);
+        self.cache.push_back(e);
+        if self.cache.len() > self.cap {
+            self.cache.pop_front();
+        }
+        self.next = index + 1;
     }
-    Ok((first, out, pos as u64, damaged_at))
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `dir`, recovering from a torn tail.
+    /// Opens (or creates) the log in `dir`, cutting a torn tail and refusing any other damage.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<LogStore, LogError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        let _ = fs::remove_file(dir.join("meta.tmp"));
-        let meta = read_meta(dir)?;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(LogError::Locked { file: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let fsyncs = AtomicU64::new(0);
+
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
-        for e in fs::read_dir(dir).map_err(io(dir))? {
-            let e = e.map_err(io(dir))?;
+        for e in fs::read_dir(dir).map_err(io_err(dir))? {
+            let e = e.map_err(io_err(dir))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(n) = name
-                .strip_prefix("log-")
-                .and_then(|r| r.strip_suffix(".seg"))
-                .and_then(|n| n.parse::<u64>().ok())
+            if name.ends_with(".tmp")
+                && (name.starts_with("log-")
+                    || name.starts_with("meta")
+                    || name.starts_with("committed"))
             {
-                names.push((n, e.path()));
+                // Left by a crash before its rename: never part of the log.
+                fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
+                continue;
+            }
+            if let Some(first) = parse_seg_name(&name) {
+                names.push((first, e.path()));
             }
         }
         names.sort();
+
+        let meta_path = dir.join("meta");
+        let meta: Meta = match read_framed(&meta_path, META_MAGIC)? {
+            None => Meta::default(),
+            Some(body) => postcard::from_bytes(&body).map_err(|e| {
+                corrupt(&meta_path, FRAME_HEADER as u64, format!("undecodable: {e}"))
+            })?,
+        };
+        let committed_path = dir.join("committed");
+        let committed = match read_framed(&committed_path, COMMITTED_MAGIC) {
+            Ok(None) => None,
+            Ok(Some(body)) => match postcard::from_bytes::<Option<LogId>>(&body) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(file = %committed_path.display(), "ignoring undecodable committed log id: {e}");
+                    None
+                }
+            },
+            // Written without fsync, so a crash may leave it damaged; a stale value is safe.
+            Err(e) => {
+                tracing::warn!("ignoring the committed log id: {e}");
+                None
+            }
+        };
+        let purged_next = meta.purged.map(|p| p.index.saturating_add(1));
+
         let mut recovery = Recovery::default();
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut entries = VecDeque::new();
-        let count = names.len();
-        for (i, (n, path)) in names.into_iter().enumerate() {
-            let (first, recs, valid_len, damaged) = read_segment(&path)?;
-            if first != n {
-                return Err(LogError::Corrupt {
-                    file: path,
-                    offset: 8,
-                    what: format!("header says first index {first}, name says {n}"),
-                });
+        // A segment whose successor starts at or before the purge point holds only purged
+        // entries: a purge was interrupted before deleting it.
+        let mut skip = 0;
+        if let Some(pn) = purged_next {
+            while skip + 1 < names.len() && names[skip + 1].0 <= pn {
+                fs::remove_file(&names[skip].1).map_err(io_err(&names[skip].1))?;
+                recovery.purged_segments_removed += 1;
+                skip += 1;
             }
-            if let Some(prev) = segments.last() {
-                let expect = prev.first + prev.offsets.len() as u64;
-                let purged_next = meta.purged.map(|p| p.index + 1).unwrap_or(0);
-                if first != expect && first > purged_next {
-                    return Err(LogError::Corrupt {
-                        file: path,
-                        offset: 8,
-                        what: format!("first index {first} does not follow {}", expect - 1),
-                    });
+        }
+        let names = &names[skip..];
+
+        let mut loader = Loader {
+            next: purged_next.unwrap_or(0),
+            locs: VecDeque::new(),
+            cache: VecDeque::new(),
+            cap: opts.cache_entries.max(1),
+            purged: meta.purged.map(|p| p.index),
+        };
+        let mut segs: Vec<WSeg> = Vec::new();
+        for (k, (name_first, path)) in names.iter().enumerate() {
+            let is_last = k + 1 == names.len();
+            let bytes = fs::read(path).map_err(io_err(path))?;
+            let first = check_seg_header(path, &bytes)?;
+            if first != *name_first {
+                return Err(corrupt(
+                    path,
+                    12,
+                    format!(
+                        "header says the first index is {first}, the file name says {name_first}"
+                    ),
+                ));
+            }
+            match segs.last() {
+                Some(prev) if prev.next() != first => {
+                    return Err(corrupt(
+                        path,
+                        12,
+                        format!(
+                            "index gap: segment starts at {first} but {} ends before {}",
+                            prev.path.display(),
+                            prev.next()
+                        ),
+                    ));
+                }
+                None => {
+                    if let Some(pn) = purged_next.filter(|&pn| first > pn) {
+                        return Err(corrupt(
+                            path,
+                            12,
+                            format!(
+                                "entries {pn}..{} are missing (the log is purged only up to {})",
+                                first - 1,
+                                pn - 1
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            let mut pos = SEG_HEADER as usize;
+            let mut offsets = Vec::new();
+            let mut torn = None;
+            while pos < bytes.len() {
+                match record_at(&bytes, pos) {
+                    Rec::Valid(body) => {
+                        let entry = decode_entry(body).map_err(|e| {
+                            corrupt(
+                                path,
+                                pos as u64,
+                                format!("undecodable entry with a valid checksum: {e}"),
+                            )
+                        })?;
+                        let want = first + offsets.len() as u64;
+                        if entry.log_id.index != want {
+                            return Err(corrupt(
+                                path,
+                                pos as u64,
+                                format!(
+                                    "entry index {} where {want} was expected",
+                                    entry.log_id.index
+                                ),
+                            ));
+                        }
+                        let loc = Loc::Disk {
+                            seg: first,
+                            offset: pos as u64,
+                            len: body.len() as u32,
+                        };
+                        offsets.push(pos as u64);
+                        pos += REC_HEADER as usize + body.len();
+                        loader.push(entry, loc);
+                    }
+                    Rec::Bad(why) => {
+                        if !is_last {
+                            return Err(corrupt(
+                                path,
+                                pos as u64,
+                                format!("{why} in a segment that is not the last"),
+                            ));
+                        }
+                        if let Some(p) = valid_record_after(&bytes, pos) {
+                            return Err(corrupt(
+                                path,
+                                pos as u64,
+                                format!("{why}, followed by a valid record at byte {p}"),
+                            ));
+                        }
+                        torn = Some(why);
+                        break;
+                    }
                 }
             }
-            if let Some(at) = damaged {
-                if i + 1 != count {
-                    return Err(LogError::Corrupt {
-                        file: path,
-                        offset: at,
-                        what: "damaged record in a segment that is not the last".into(),
-                    });
-                }
-                let size = fs::metadata(&path).map_err(io(&path))?.len();
+            if let Some(why) = torn {
+                let dropped = (bytes.len() - pos) as u64;
                 tracing::warn!(
                     file = %path.display(),
-                    offset = valid_len,
-                    dropped = size - valid_len,
-                    "cutting a torn tail left by a crash"
+                    offset = pos,
+                    dropped,
+                    "cutting a torn tail left by a crash from {} at byte {pos} ({dropped} bytes dropped): {why}",
+                    path.display()
                 );
                 let f = OpenOptions::new()
                     .write(true)
-                    .open(&path)
-                    .map_err(io(&path))?;
-                f.set_len(valid_len).map_err(io(&path))?;
-                f.sync_all().map_err(io(&path))?;
-                recovery.torn_tail = Some((path.clone(), valid_len, size - valid_len));
+                    .open(path)
+                    .map_err(io_err(path))?;
+                f.set_len(pos as u64).map_err(io_err(path))?;
+                if opts.fsync {
+                    f.sync_all().map_err(io_err(path))?;
+                    fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+                recovery.torn_tail = Some(TornTail {
+                    file: path.clone(),
+                    offset: pos as u64,
+                    dropped_bytes: dropped,
+                    reason: why.to_string(),
+                });
             }
             recovery.segments += 1;
-            recovery.entries += recs.len();
-            let mut offsets = Vec::with_capacity(recs.len());
-            for (off, e) in recs {
-                offsets.push(off);
-                entries.push_back(e);
-            }
-            segments.push(Segment {
-                path,
+            recovery.records += offsets.len() as u64;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(io_err(path))?;
+            segs.push(WSeg {
                 first,
+                path: Arc::new(path.clone()),
+                file: Arc::new(file),
                 offsets,
-                len: valid_len,
+                len: pos as u64,
+                dirty: false,
             });
         }
-        // Entries at or below the purge point may still sit in a segment not yet deleted.
-        if let Some(p) = meta.purged {
-            while entries
-                .front()
-                .is_some_and(|e: &Entry| e.log_id.index <= p.index)
-            {
-                entries.pop_front();
+        // The last segment may hold only purged entries too.
+        if let (Some(pn), Some(last)) = (purged_next, segs.last()) {
+            if last.next() <= pn {
+                fs::remove_file(last.path.as_path()).map_err(io_err(&last.path))?;
+                recovery.purged_segments_removed += 1;
+                segs.pop();
             }
         }
-        let state = Arc::new(Mutex::new(State { entries, meta }));
+
+        recovery.entries = loader.locs.len() as u64;
+        if !loader.locs.is_empty() {
+            recovery.first_index = Some(loader.next - loader.locs.len() as u64);
+            recovery.last_index = Some(loader.next - 1);
+        }
+        let files = segs
+            .iter()
+            .map(|s| {
+                (
+                    s.first,
+                    SegFile {
+                        path: s.path.clone(),
+                        file: s.file.clone(),
+                    },
+                )
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                next: loader.next,
+                locs: loader.locs,
+                cache: loader.cache,
+                cache_cap: loader.cap,
+                files,
+                vote: meta.vote,
+                purged: meta.purged,
+                committed,
+                appends: 0,
+            }),
+            fsyncs,
+        });
         let (tx, rx) = mpsc::channel();
-        let fsyncs = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             dir: dir.to_path_buf(),
             opts,
-            segments,
-            file: None,
-            fsyncs: fsyncs.clone(),
+            shared: shared.clone(),
+            segs,
+            meta,
+            _lock: lock,
+            pending: Vec::new(),
+            written: Vec::new(),
+            buf: Vec::new(),
+            buf_pos: 0,
+            err: None,
+            poisoned: None,
+            dir_dirty: false,
         };
-        std::thread::Builder::new()
-            .name("concord-log".into())
+        let handle = std::thread::Builder::new()
+            .name("concord-log-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(io(dir))?;
+            .map_err(io_err(dir))?;
         Ok(LogStore {
-            state,
-            jobs: tx,
-            fsyncs,
+            shared,
+            jobs: Some(tx),
+            writer: Some(handle),
             recovery,
         })
     }
 
-    /// Number of fsyncs made so far.
+    /// Number of fsync/fdatasync calls (files and directory) made so far.
     pub fn fsync_count(&self) -> u64 {
-        self.fsyncs.load(Ordering::Relaxed)
+        self.shared.fsyncs.load(Ordering::Relaxed)
     }
 
     /// What opening the log found.
@@ -382,217 +815,444 @@ impl LogStore {
         &self.recovery
     }
 
-    /// Runs an ordered operation on the writer thread and waits for it.
-    async fn call(&self, make: impl FnOnce(Reply) -> Job) -> Result<(), StorageError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let err = |e: std::io::Error| {
-            StorageError::from_io_error(ErrorSubject::Logs, ErrorVerb::Write, e)
-        };
+    fn send(&self, job: Job) -> io::Result<()> {
         self.jobs
-            .send(make(tx))
-            .map_err(|_| err(std::io::Error::other("log writer stopped")))?;
-        rx.await
-            .map_err(|_| err(std::io::Error::other("log writer stopped")))?
-            .map_err(err)
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the log writer is stopped"))?
+            .send(job)
+            .map_err(|_| io::Error::other("the log writer thread is gone"))
     }
 
-    /// Makes `entries` readable at once and durable later; `done` runs on the writer thread
-    /// once they are synced (or failed).
-    // openraft's StorageError is what the trait returns; boxing it here would only move the cost.
-    #[allow(clippy::result_large_err)]
-    pub fn append_with(
-        &self,
-        entries: Vec<Entry>,
-        done: impl FnOnce(std::io::Result<()>) + Send + 'static,
-    ) -> Result<(), StorageError> {
-        self.state.lock().entries.extend(entries.iter().cloned());
-        self.jobs
-            .send(Job::Append(entries, Box::new(done)))
-            .map_err(|_| {
-                StorageError::from_io_error(
-                    ErrorSubject::Logs,
-                    ErrorVerb::Write,
-                    std::io::Error::other("log writer stopped"),
-                )
-            })
+    /// Runs an ordered operation on the writer thread and waits for it.
+    async fn call(&self, make: impl FnOnce(Reply) -> Job) -> io::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(make(tx))?;
+        rx.await
+            .map_err(|_| io::Error::other("the log writer thread is gone"))?
+    }
+
+    /// Makes `entries` readable at once and queues them for the writer, which calls `done`
+    /// once they are durable (or failed).
+    fn enqueue(&mut self, mut entries: Vec<Entry>, done: Done) -> io::Result<()> {
+        let append = {
+            let mut st = self.shared.state.lock();
+            // Entries at or below the purge point are already gone (openraft does not send
+            // them; its storage test suite does): dropping them keeps the log contiguous.
+            if let Some(p) = st.purged {
+                entries.retain(|e| e.log_id.index > p.index);
+            }
+            let mut want = if st.locs.is_empty() {
+                st.purged.map(|p| p.index + 1)
+            } else {
+                Some(st.next)
+            };
+            for e in &entries {
+                let index = e.log_id.index;
+                if want.is_some_and(|w| w != index) {
+                    return Err(io::Error::other(format!(
+                        "append of entry {index} would leave a hole or overlap: entry {} was expected",
+                        want.unwrap_or_default()
+                    )));
+                }
+                want = Some(index + 1);
+            }
+            st.appends += 1;
+            let append = st.appends;
+            for e in &entries {
+                if st.locs.is_empty() {
+                    st.next = e.log_id.index;
+                }
+                st.locs.push_back(Loc::Pending(append));
+                st.cache.push_back(e.clone());
+                st.next = e.log_id.index + 1;
+            }
+            append
+        };
+        self.send(Job::Append {
+            entries,
+            append,
+            done,
+        })
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and exit.
+        drop(self.jobs.take());
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
     }
 }
 
 struct Writer {
     dir: PathBuf,
     opts: LogOptions,
-    segments: Vec<Segment>,
-    file: Option<File>,
-    fsyncs: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    segs: Vec<WSeg>,
+    meta: Meta,
+    /// Holds the directory's flock until the thread ends.
+    _lock: File,
+    /// Callbacks of appends written but not yet synced.
+    pending: Vec<Done>,
+    /// (index, append number, location) of entries written since the last sync.
+    written: Vec<(u64, u64, Loc)>,
+    /// Bytes for the last segment not yet written, starting at file offset `buf_pos`.
+    buf: Vec<u8>,
+    buf_pos: u64,
+    /// The first error of the current group.
+    err: Option<io::Error>,
+    /// After a failure nothing more is written: the files' state is unknown.
+    poisoned: Option<String>,
+    /// A segment was created or deleted since the directory was last synced.
+    dir_dirty: bool,
+}
+
+fn copy_result(r: &io::Result<()>) -> io::Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    }
 }
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while let Ok(j) = rx.try_recv() {
-                jobs.push(j);
-            }
-            // Appends are written in order; one sync then completes all of them.
-            let mut flushed: Vec<Done> = Vec::new();
-            let mut result: std::io::Result<()> = Ok(());
+        while let Ok(job) = rx.recv() {
+            let mut jobs = vec![job];
+            jobs.extend(rx.try_iter());
+            let mut committed = None;
             for job in jobs {
                 match job {
-                    Job::Append(entries, cb) => {
-                        if result.is_ok() {
-                            result = self.append(&entries);
-                        }
-                        flushed.push(cb);
+                    Job::Append {
+                        entries,
+                        append,
+                        done,
+                    } => {
+                        self.write_entries(&entries, append);
+                        self.pending.push(done);
                     }
-                    other => {
-                        // Ordered operations: settle the pending appends first.
-                        self.finish(&mut flushed, std::mem::replace(&mut result, Ok(())));
-                        match other {
-                            Job::Truncate(index, tx) => {
-                                let _ = tx.send(self.truncate(index));
-                            }
-                            Job::Purge(upto, tx) => {
-                                let _ = tx.send(self.purge(upto));
-                            }
-                            Job::SaveMeta(meta, tx) => {
-                                let _ = tx.send(write_meta(&self.dir, &meta));
-                            }
-                            Job::Append(..) => unreachable!("handled above"),
-                        }
+                    Job::SaveCommitted(c) => committed = Some(c),
+                    Job::Truncate { index, reply } => {
+                        self.flush();
+                        let _ = reply.send(self.guarded(|w| w.truncate(index)));
+                    }
+                    Job::Purge { upto, reply } => {
+                        self.flush();
+                        let _ = reply.send(self.guarded(|w| w.purge(upto)));
+                    }
+                    Job::SaveVote { vote, reply } => {
+                        self.flush();
+                        let _ = reply.send(self.guarded(|w| {
+                            w.meta.vote = Some(vote);
+                            w.write_meta()
+                        }));
                     }
                 }
             }
-            self.finish(&mut flushed, result);
+            self.flush();
+            if let Some(c) = committed {
+                self.write_committed(c);
+            }
         }
     }
 
-    /// Syncs and completes pending appends with the outcome.
-    fn finish(&mut self, flushed: &mut Vec<Done>, mut result: std::io::Result<()>) {
-        if flushed.is_empty() {
+    fn stopped(&self) -> Option<io::Error> {
+        self.poisoned.as_ref().map(|p| {
+            io::Error::other(format!(
+                "the Raft log writer stopped after an earlier error: {p}"
+            ))
+        })
+    }
+
+    fn poison(&mut self, e: &io::Error) {
+        tracing::error!(dir = %self.dir.display(), "Raft log write failed, the log accepts no more writes: {e}");
+        self.poisoned = Some(e.to_string());
+    }
+
+    fn guarded(&mut self, f: impl FnOnce(&mut Self) -> io::Result<()>) -> io::Result<()> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        let r = f(self);
+        if let Err(e) = &r {
+            self.poison(e);
+        }
+        r
+    }
+
+    fn write_entries(&mut self, entries: &[Entry], append: u64) {
+        if self.poisoned.is_some() || self.err.is_some() {
             return;
         }
-        if result.is_ok() && self.opts.fsync {
-            if let Some(f) = &self.file {
-                result = f.sync_data();
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        for e in entries {
+            if let Err(err) = self.write_one(e, append) {
+                self.err = Some(err);
+                return;
             }
-        }
-        if let Err(e) = &result {
-            tracing::error!(dir = %self.dir.display(), "log write failed: {e}");
-        }
-        for cb in flushed.drain(..) {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            };
-            cb(r);
         }
     }
 
-    /// Opens the segment to append `next_index` to, starting a new one when the current one is
-    /// full or does not end right before `next_index` (after everything was purged).
-    fn current(&mut self, next_index: u64) -> std::io::Result<()> {
-        let fits = self.segments.last().is_some_and(|s| {
-            s.len < self.opts.segment_bytes && s.first + s.offsets.len() as u64 == next_index
-        });
-        if fits {
-            if self.file.is_none() {
-                let s = self.segments.last().expect("a segment exists");
-                let mut f = OpenOptions::new().write(true).open(&s.path)?;
-                f.seek(SeekFrom::Start(s.len))?;
-                self.file = Some(f);
-            }
+    fn write_one(&mut self, e: &Entry, append: u64) -> io::Result<()> {
+        let index = e.log_id.index;
+        self.segment_for(index)?;
+        let body = encode_entry(e);
+        let len = u32::try_from(body.len()).map_err(|_| {
+            io::Error::other(format!("entry {index} is too large ({} bytes)", body.len()))
+        })?;
+        let Some(seg) = self.segs.last_mut() else {
+            return Err(io::Error::other("no segment to write to"));
+        };
+        let offset = seg.len;
+        if self.buf.is_empty() {
+            self.buf_pos = offset;
+        }
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf
+            .extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        self.buf.extend_from_slice(&body);
+        seg.len += REC_HEADER + len as u64;
+        seg.offsets.push(offset);
+        seg.dirty = true;
+        let loc = Loc::Disk {
+            seg: seg.first,
+            offset,
+            len,
+        };
+        self.written.push((index, append, loc));
+        if self.buf.len() >= WRITE_BUF {
+            self.write_buf()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to the last segment.
+    fn write_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
             return Ok(());
         }
-        if let Some(f) = self.file.take() {
-            if self.opts.fsync {
-                f.sync_data()?;
+        let Some(seg) = self.segs.last() else {
+            return Err(io::Error::other("no segment to write to"));
+        };
+        seg.file
+            .write_all_at(&self.buf, self.buf_pos)
+            .map_err(ctx(&seg.path))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Makes the last segment the place for entry `index`: rolls to a new segment when the
+    /// current one is full or there is none.
+    fn segment_for(&mut self, index: u64) -> io::Result<()> {
+        if let Some(s) = self.segs.last() {
+            let next = s.next();
+            if next == index && (s.len < self.opts.segment_bytes || s.offsets.is_empty()) {
+                return Ok(());
+            }
+            if next != index {
+                if !s.offsets.is_empty() {
+                    return Err(io::Error::other(format!(
+                        "{}: entry {index} does not follow entry {}",
+                        s.path.display(),
+                        next - 1
+                    )));
+                }
+                // An empty segment made for another index (a crash right after creating it).
+                self.write_buf()?;
+                if let Some(s) = self.segs.pop() {
+                    self.shared.state.lock().files.remove(&s.first);
+                    fs::remove_file(s.path.as_path()).map_err(ctx(&s.path))?;
+                    self.dir_dirty = true;
+                }
+            } else {
+                self.write_buf()?;
             }
         }
-        let path = self.dir.join(seg_name(next_index));
+        self.create_segment(index)
+    }
+
+    fn create_segment(&mut self, first: u64) -> io::Result<()> {
+        let path = self.dir.join(seg_name(first));
+        let tmp = self.dir.join(format!("{}.tmp", seg_name(first)));
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(true)
+            .read(true)
             .write(true)
-            .open(&path)?;
-        f.write_all(SEG_MAGIC)?;
-        f.write_all(&next_index.to_be_bytes())?;
-        f.sync_all()?;
-        File::open(&self.dir)?.sync_all()?;
-        self.segments.push(Segment {
-            path,
-            first: next_index,
+            .open(&tmp)
+            .map_err(ctx(&tmp))?;
+        f.write_all(&seg_header(first)).map_err(ctx(&tmp))?;
+        if self.opts.fsync {
+            // A segment never shows up under its real name with a partial header.
+            f.sync_all().map_err(ctx(&tmp))?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        fs::rename(&tmp, &path).map_err(ctx(&path))?;
+        self.dir_dirty = true;
+        let seg = WSeg {
+            first,
+            path: Arc::new(path),
+            file: Arc::new(f),
             offsets: Vec::new(),
             len: SEG_HEADER,
-        });
-        self.file = Some(f);
-        Ok(())
-    }
-
-    fn append(&mut self, entries: &[Entry]) -> std::io::Result<()> {
-        let Some(first) = entries.first() else {
-            return Ok(());
+            dirty: true,
         };
-        self.current(first.log_id.index)?;
-        let base = self.segments.last().map(|s| s.len).unwrap_or(SEG_HEADER);
-        let mut buf = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
-        for e in entries {
-            let body = encode_entry(e);
-            offsets.push(base + buf.len() as u64);
-            buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-            buf.extend_from_slice(&body);
-        }
-        let f = self.file.as_mut().expect("file open");
-        f.write_all(&buf)?;
-        let s = self.segments.last_mut().expect("a segment exists");
-        s.offsets.extend(offsets);
-        s.len += buf.len() as u64;
+        self.shared.state.lock().files.insert(
+            first,
+            SegFile {
+                path: seg.path.clone(),
+                file: seg.file.clone(),
+            },
+        );
+        self.segs.push(seg);
         Ok(())
     }
 
-    fn truncate(&mut self, index: u64) -> std::io::Result<()> {
-        self.file = None;
-        while let Some(s) = self.segments.last_mut() {
+    fn sync_dirty(&mut self) -> io::Result<()> {
+        for s in self.segs.iter_mut().rev() {
+            if !s.dirty {
+                break;
+            }
+            if self.opts.fsync {
+                s.file.sync_data().map_err(ctx(&s.path))?;
+                self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            s.dirty = false;
+        }
+        if self.dir_dirty {
+            if self.opts.fsync {
+                sync_dir(&self.dir, &self.shared.fsyncs)?;
+            }
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs the group, publishes the entries' locations, completes the callbacks.
+    fn flush(&mut self) {
+        if self.pending.is_empty() && self.buf.is_empty() && self.written.is_empty() {
+            return;
+        }
+        let result = if let Some(e) = self.stopped() {
+            Err(e)
+        } else if let Some(e) = self.err.take() {
+            Err(e)
+        } else {
+            self.write_buf().and_then(|()| self.sync_dirty())
+        };
+        match &result {
+            Ok(()) => {
+                let mut st = self.shared.state.lock();
+                let first = st.first();
+                for (index, append, loc) in self.written.drain(..) {
+                    if index < first || index >= st.next {
+                        continue;
+                    }
+                    let slot = &mut st.locs[(index - first) as usize];
+                    if *slot == Loc::Pending(append) {
+                        *slot = loc;
+                    }
+                }
+                st.evict();
+            }
+            Err(e) => {
+                if self.poisoned.is_none() {
+                    self.poison(e);
+                }
+                self.written.clear();
+                self.buf.clear();
+            }
+        }
+        for done in self.pending.drain(..) {
+            done(copy_result(&result));
+        }
+    }
+
+    fn truncate(&mut self, index: u64) -> io::Result<()> {
+        while let Some(s) = self.segs.last_mut() {
             if s.first >= index {
-                fs::remove_file(&s.path)?;
-                self.segments.pop();
+                let first = s.first;
+                let path = s.path.clone();
+                self.segs.pop();
+                self.shared.state.lock().files.remove(&first);
+                fs::remove_file(path.as_path()).map_err(ctx(&path))?;
+                self.dir_dirty = true;
                 continue;
             }
             let keep = (index - s.first) as usize;
             if keep < s.offsets.len() {
                 let cut = s.offsets[keep];
-                let f = OpenOptions::new().write(true).open(&s.path)?;
-                f.set_len(cut)?;
-                f.sync_all()?;
+                s.file.set_len(cut).map_err(ctx(&s.path))?;
                 s.offsets.truncate(keep);
                 s.len = cut;
+                if self.opts.fsync {
+                    s.file.sync_all().map_err(ctx(&s.path))?;
+                    self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
             }
             break;
         }
-        File::open(&self.dir)?.sync_all()
+        if self.dir_dirty {
+            if self.opts.fsync {
+                sync_dir(&self.dir, &self.shared.fsyncs)?;
+            }
+            self.dir_dirty = false;
+        }
+        Ok(())
     }
 
-    fn purge(&mut self, upto: LogId) -> std::io::Result<()> {
-        // Delete whole segments whose every entry is purged, never the one being written.
-        while self.segments.len() > 1 {
-            let s = &self.segments[0];
-            let last = s.first + s.offsets.len() as u64;
-            if last == 0 || last - 1 > upto.index {
-                break;
-            }
-            fs::remove_file(&s.path)?;
-            self.segments.remove(0);
+    fn purge(&mut self, upto: LogId) -> io::Result<()> {
+        if self.meta.purged.is_none_or(|p| p.index < upto.index) {
+            self.meta.purged = Some(upto);
+            self.write_meta()?;
         }
-        File::open(&self.dir)?.sync_all()
+        // Whole segments at or below the purge point go, oldest first, so no gap ever opens.
+        // No directory sync: a deletion lost in a crash is redone when the log is opened.
+        let next = upto.index.saturating_add(1);
+        while self.segs.first().is_some_and(|s| s.next() <= next) {
+            let s = self.segs.remove(0);
+            self.shared.state.lock().files.remove(&s.first);
+            fs::remove_file(s.path.as_path()).map_err(ctx(&s.path))?;
+        }
+        Ok(())
+    }
+
+    fn write_meta(&mut self) -> io::Result<()> {
+        let body = postcard::to_stdvec(&self.meta).map_err(io::Error::other)?;
+        write_atomic(
+            &self.dir,
+            "meta",
+            &frame(META_MAGIC, &body),
+            self.opts.fsync,
+            &self.shared.fsyncs,
+        )
+    }
+
+    fn write_committed(&mut self, committed: Option<LogId>) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let r = postcard::to_stdvec(&committed)
+            .map_err(io::Error::other)
+            .and_then(|body| {
+                write_atomic(
+                    &self.dir,
+                    "committed",
+                    &frame(COMMITTED_MAGIC, &body),
+                    false,
+                    &self.shared.fsyncs,
+                )
+            });
+        if let Err(e) = r {
+            tracing::warn!("cannot save the committed log id: {e}");
+        }
     }
 }
 
-fn range_to_bounds<RB: RangeBounds<u64>>(r: &RB) -> (u64, u64) {
+fn bounds<RB: RangeBounds<u64>>(r: &RB) -> (u64, u64) {
     let start = match r.start_bound() {
         Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s + 1,
+        Bound::Excluded(&s) => s.saturating_add(1),
         Bound::Unbounded => 0,
     };
     let end = match r.end_bound() {
@@ -603,36 +1263,230 @@ fn range_to_bounds<RB: RangeBounds<u64>>(r: &RB) -> (u64, u64) {
     (start, end)
 }
 
-fn read_entries<RB: RangeBounds<u64>>(state: &Mutex<State>, range: RB) -> Vec<Entry> {
-    let (start, end) = range_to_bounds(&range);
-    let st = state.lock();
-    let Some(first) = st.first_index() else {
-        return Vec::new();
+/// An entry to read from a segment file.
+#[derive(Clone, Copy)]
+struct DiskRef {
+    index: u64,
+    seg: u64,
+    offset: u64,
+    len: u32,
+}
+
+enum Slot {
+    Mem(Entry),
+    Disk(DiskRef),
+}
+
+type ReadError = (u64, io::Error);
+
+fn read_range(
+    shared: &Shared,
+    start: u64,
+    end: u64,
+    limited: bool,
+) -> Result<Vec<Entry>, ReadError> {
+    // Plan under the lock, read the files without it.
+    let (slots, files) = {
+        let st = shared.state.lock();
+        let first = st.first();
+        let from = start.max(first);
+        let to = end.min(st.next);
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let cache_first = st.cache_first();
+        let mut slots = Vec::new();
+        let mut files: BTreeMap<u64, SegFile> = BTreeMap::new();
+        let mut disk_bytes = 0u64;
+        for index in from..to {
+            if limited
+                && !slots.is_empty()
+                && (slots.len() >= LIMIT_ENTRIES || disk_bytes >= LIMIT_BYTES)
+            {
+                break;
+            }
+            if index >= cache_first {
+                slots.push(Slot::Mem(st.cache[(index - cache_first) as usize].clone()));
+                continue;
+            }
+            match st.locs[(index - first) as usize] {
+                Loc::Disk { seg, offset, len } => {
+                    if let std::collections::btree_map::Entry::Vacant(v) = files.entry(seg) {
+                        let Some(f) = st.files.get(&seg) else {
+                            return Err((
+                                index,
+                                io::Error::other(format!("segment {} is not open", seg_name(seg))),
+                            ));
+                        };
+                        v.insert(f.clone());
+                    }
+                    disk_bytes += REC_HEADER + len as u64;
+                    slots.push(Slot::Disk(DiskRef {
+                        index,
+                        seg,
+                        offset,
+                        len,
+                    }));
+                }
+                Loc::Pending(_) => {
+                    return Err((
+                        index,
+                        io::Error::other("entry is neither cached nor written"),
+                    ))
+                }
+            }
+        }
+        (slots, files)
     };
-    let from = start.max(first);
-    if from >= end {
-        return Vec::new();
+
+    let mut out = Vec::with_capacity(slots.len());
+    let mut from_disk: Vec<(usize, DiskRef)> = Vec::new();
+    let mut run: Vec<DiskRef> = Vec::new();
+    for slot in slots {
+        match slot {
+            Slot::Mem(e) => {
+                read_run(&files, &mut run, &mut out, &mut from_disk)?;
+                out.push(e);
+            }
+            Slot::Disk(d) => {
+                let joins = run.last().is_some_and(|p| {
+                    p.seg == d.seg
+                        && p.offset + REC_HEADER + p.len as u64 == d.offset
+                        && d.offset + REC_HEADER + d.len as u64 - run[0].offset <= MAX_RUN_BYTES
+                });
+                if !joins {
+                    read_run(&files, &mut run, &mut out, &mut from_disk)?;
+                }
+                run.push(d);
+            }
+        }
     }
-    let skip = (from - first) as usize;
-    let take = (end - from).min(usize::MAX as u64) as usize;
-    st.entries.iter().skip(skip).take(take).cloned().collect()
+    read_run(&files, &mut run, &mut out, &mut from_disk)?;
+
+    // An entry truncated or purged while we read is gone: answer with what came before it.
+    if !from_disk.is_empty() {
+        let st = shared.state.lock();
+        let first = st.first();
+        for (pos, d) in from_disk {
+            let current = d.index >= first
+                && d.index < st.next
+                && st.locs[(d.index - first) as usize]
+                    == (Loc::Disk {
+                        seg: d.seg,
+                        offset: d.offset,
+                        len: d.len,
+                    });
+            if !current {
+                out.truncate(pos);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a run of consecutive records of one segment with one read.
+fn read_run(
+    files: &BTreeMap<u64, SegFile>,
+    run: &mut Vec<DiskRef>,
+    out: &mut Vec<Entry>,
+    from_disk: &mut Vec<(usize, DiskRef)>,
+) -> Result<(), ReadError> {
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return Ok(());
+    };
+    let Some(f) = files.get(&first.seg) else {
+        return Err((first.index, io::Error::other("segment is not open")));
+    };
+    let start = first.offset;
+    let end = last.offset + REC_HEADER + last.len as u64;
+    let mut buf = vec![0u8; (end - start) as usize];
+    f.file.read_exact_at(&mut buf, start).map_err(|e| {
+        (
+            first.index,
+            io::Error::new(
+                e.kind(),
+                format!("{} at byte {start}: {e}", f.path.display()),
+            ),
+        )
+    })?;
+    for d in run.drain(..) {
+        let at = (d.offset - start) as usize;
+        let bad = |what: String| {
+            (
+                d.index,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} at byte {}: {what}", f.path.display(), d.offset),
+                ),
+            )
+        };
+        let entry = match record_at(&buf, at) {
+            Rec::Valid(body) if body.len() == d.len as usize => {
+                decode_entry(body).map_err(|e| bad(format!("undecodable entry: {e}")))?
+            }
+            Rec::Valid(body) => {
+                return Err(bad(format!(
+                    "record length {} where {} was expected",
+                    body.len(),
+                    d.len
+                )))
+            }
+            Rec::Bad(why) => return Err(bad(why.to_string())),
+        };
+        if entry.log_id.index != d.index {
+            return Err(bad(format!(
+                "entry index {} where {} was expected",
+                entry.log_id.index, d.index
+            )));
+        }
+        from_disk.push((out.len(), d));
+        out.push(entry);
+    }
+    Ok(())
+}
+
+fn read_error((index, e): ReadError) -> StorageError {
+    StorageError::from_io_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, e)
+}
+
+fn write_error(subject: ErrorSubject<u64>, e: io::Error) -> StorageError {
+    StorageError::from_io_error(subject, ErrorVerb::Write, e)
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(read_entries(&self.state, range))
+        let (start, end) = bounds(&range);
+        read_range(&self.shared, start, end, false).map_err(read_error)
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_range(&self.shared, start, end, true).map_err(read_error)
     }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(read_entries(&self.state, range))
+        let (start, end) = bounds(&range);
+        read_range(&self.shared, start, end, false).map_err(read_error)
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_range(&self.shared, start, end, true).map_err(read_error)
     }
 }
 
@@ -640,45 +1494,42 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let st = self.state.lock();
-        let last = st
-            .entries
-            .back()
-            .map(|e| *e.get_log_id())
-            .or(st.meta.purged);
+        let st = self.shared.state.lock();
         Ok(LogState {
-            last_purged_log_id: st.meta.purged,
-            last_log_id: last,
+            last_purged_log_id: st.purged,
+            last_log_id: st.cache.back().map(|e| e.log_id).or(st.purged),
         })
     }
 
     async fn get_log_reader(&mut self) -> LogReader {
         LogReader {
-            state: self.state.clone(),
+            shared: self.shared.clone(),
         }
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let meta = {
-            let mut st = self.state.lock();
-            st.meta.vote = Some(*vote);
-            st.meta.clone()
-        };
-        self.call(|tx| Job::SaveMeta(meta, tx)).await
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.state.lock().meta.vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not synced on its own: a stale committed index is safe (it only delays applying).
-        self.state.lock().meta.committed = committed;
+        let vote = *vote;
+        self.call(|reply| Job::SaveVote { vote, reply })
+            .await
+            .map_err(|e| write_error(ErrorSubject::Vote, e))?;
+        self.shared.state.lock().vote = Some(vote);
         Ok(())
     }
 
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        Ok(self.shared.state.lock().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Written behind the queued appends, without fsync and without waiting: a stale
+        // committed id only means re-applying less on restart.
+        self.shared.state.lock().committed = committed;
+        self.send(Job::SaveCommitted(committed))
+            .map_err(|e| write_error(ErrorSubject::Store, e))
+    }
+
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.state.lock().meta.committed)
+        Ok(self.shared.state.lock().committed)
     }
 
     async fn append<I>(
@@ -687,225 +1538,656 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         callback: LogFlushed<TypeConfig>,
     ) -> Result<(), StorageError>
     where
-        I: IntoIterator<Item = Entry> + Send,
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
     {
-        self.append_with(entries.into_iter().collect(), move |r| {
-            callback.log_io_completed(r)
-        })
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.enqueue(entries, Box::new(move |r| callback.log_io_completed(r)))
+            .map_err(|e| write_error(ErrorSubject::Logs, e))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        {
-            let mut st = self.state.lock();
-            while st
-                .entries
-                .back()
-                .is_some_and(|e| e.log_id.index >= log_id.index)
+        let index = log_id.index;
+        let reload = {
+            let mut st = self.shared.state.lock();
+            st.truncate(index);
+            (st.cache.is_empty() && !st.locs.is_empty()).then(|| st.next - 1)
+        };
+        // The cache always holds the last entry (it is the last log id): read it back.
+        if let Some(last) = reload {
+            let mut got = read_range(&self.shared, last, last + 1, false).map_err(read_error)?;
+            let mut st = self.shared.state.lock();
+            if let Some(e) = got
+                .pop()
+                .filter(|_| st.cache.is_empty() && st.next == last + 1)
             {
-                st.entries.pop_back();
+                st.cache.push_back(e);
             }
         }
-        self.call(|tx| Job::Truncate(log_id.index, tx)).await
+        self.call(|reply| Job::Truncate { index, reply })
+            .await
+            .map_err(|e| StorageError::from_io_error(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let meta = {
-            let mut st = self.state.lock();
-            while st
-                .entries
-                .front()
-                .is_some_and(|e| e.log_id.index <= log_id.index)
-            {
-                st.entries.pop_front();
-            }
-            st.meta.purged = Some(log_id);
-            st.meta.clone()
-        };
-        self.call(|tx| Job::SaveMeta(meta, tx)).await?;
-        self.call(|tx| Job::Purge(log_id, tx)).await
+        self.shared.state.lock().purge(log_id);
+        self.call(|reply| Job::Purge {
+            upto: log_id,
+            reply,
+        })
+        .await
+        .map_err(|e| StorageError::from_io_error(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openraft::{CommittedLeaderId, EntryPayload};
+    use crate::raft::types::Batch;
+    use openraft::storage::{
+        RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta,
+    };
+    use openraft::testing::{StoreBuilder, Suite};
+    use openraft::{BasicNode, CommittedLeaderId, EntryPayload, StoredMembership};
+    use std::io::Cursor;
+    use tokio::sync::oneshot;
 
-    fn entry(index: u64, term: u64) -> Entry {
+    fn lid(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    /// An entry whose payload tells it apart from another one at the same index.
+    fn entry(term: u64, index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-            payload: EntryPayload::Blank,
+            log_id: lid(term, index),
+            payload: EntryPayload::Normal(Batch {
+                origin: index * 1000 + term,
+                items: vec![],
+            }),
         }
     }
 
-    fn append_async(
-        s: &LogStore,
-        entries: Vec<Entry>,
-    ) -> tokio::sync::oneshot::Receiver<std::io::Result<()>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        s.append_with(entries, move |r| {
-            let _ = tx.send(r);
-        })
+    fn entries(term: u64, from: u64, to: u64) -> Vec<Entry> {
+        (from..=to).map(|i| entry(term, i)).collect()
+    }
+
+    fn opts(segment_bytes: u64, cache_entries: usize) -> LogOptions {
+        LogOptions {
+            fsync: true,
+            segment_bytes,
+            cache_entries,
+        }
+    }
+
+    /// Queues an append without waiting for it to be durable.
+    fn queue(s: &mut LogStore, es: Vec<Entry>) -> oneshot::Receiver<io::Result<()>> {
+        let (tx, rx) = oneshot::channel();
+        s.enqueue(
+            es,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
         .unwrap();
         rx
     }
 
-    async fn append(s: &mut LogStore, from: u64, to: u64) {
-        let rx = append_async(s, (from..=to).map(|i| entry(i, 1)).collect());
-        rx.await.unwrap().unwrap();
+    async fn append(s: &mut LogStore, es: Vec<Entry>) {
+        s.blocking_append(es).await.unwrap();
     }
 
-    async fn indexes(s: &mut LogStore) -> Vec<u64> {
-        s.try_get_log_entries(..)
-            .await
+    async fn all(s: &mut LogStore) -> Vec<Entry> {
+        s.try_get_log_entries(..).await.unwrap()
+    }
+
+    fn seg_files(dir: &Path) -> Vec<u64> {
+        let mut v: Vec<u64> = fs::read_dir(dir)
             .unwrap()
-            .iter()
-            .map(|e| e.log_id.index)
-            .collect()
+            .filter_map(|e| parse_seg_name(&e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        v.sort();
+        v
     }
 
-    fn small() -> LogOptions {
-        LogOptions {
-            fsync: true,
-            segment_bytes: 200,
+    fn seg_path(dir: &Path, first: u64) -> PathBuf {
+        dir.join(seg_name(first))
+    }
+
+    fn open_err(dir: &Path, o: LogOptions) -> String {
+        match LogStore::open(dir, o) {
+            Ok(_) => panic!("the damaged log was opened"),
+            Err(e) => e.to_string(),
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn append_reopen_vote_and_state() {
+    #[tokio::test]
+    async fn appended_entries_read_back_at_once_and_after_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        let mut reader = s.get_log_reader().await;
+        let rx = queue(&mut s, entries(1, 0, 5));
+        // Readable before the writer has reported them durable.
+        assert_eq!(
+            reader.try_get_log_entries(..).await.unwrap(),
+            entries(1, 0, 5)
+        );
+        rx.await.unwrap().unwrap();
+        append(&mut s, entries(2, 6, 10)).await;
+        assert_eq!(
+            reader.try_get_log_entries(3..7).await.unwrap(),
+            [entries(1, 3, 5), entries(2, 6, 6)].concat()
+        );
+        assert_eq!(
+            s.try_get_log_entries(9..=20).await.unwrap(),
+            entries(2, 9, 10)
+        );
+        assert!(s.try_get_log_entries(11..).await.unwrap().is_empty());
+        let limited = reader.limited_get_log_entries(2, 11).await.unwrap();
+        assert_eq!(limited[0], entry(1, 2));
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_log_id, Some(lid(2, 10)));
+        assert_eq!(st.last_purged_log_id, None);
+        // A hole is refused.
+        assert!(s.blocking_append(entries(2, 12, 12)).await.is_err());
+        assert_eq!(s.recovery(), &Recovery::default());
+    }
+
+    #[tokio::test]
+    async fn reopen_restores_entries_vote_committed_and_purge_point() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = LogStore::open(dir.path(), small()).unwrap();
-            for i in (1..=30).step_by(3) {
-                append(&mut s, i, i + 2).await;
+            let mut s = LogStore::open(dir.path(), opts(300, 4)).unwrap();
+            for from in (1..=50).step_by(5) {
+                append(&mut s, entries(1, from, from + 4)).await;
             }
-            let v = Vote::new(3, 1);
-            s.save_vote(&v).await.unwrap();
-            assert_eq!(indexes(&mut s).await, (1..=30).collect::<Vec<_>>());
+            s.save_vote(&Vote::new(5, 2)).await.unwrap();
+            s.save_committed(Some(lid(1, 40))).await.unwrap();
+            s.purge(lid(1, 10)).await.unwrap();
+            assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(5, 2)));
         }
-        let mut s = LogStore::open(dir.path(), small()).unwrap();
-        assert_eq!(indexes(&mut s).await, (1..=30).collect::<Vec<_>>());
-        assert!(s.recovery().segments > 1, "small segments roll");
-        assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+        let mut s = LogStore::open(dir.path(), opts(300, 4)).unwrap();
+        assert_eq!(all(&mut s).await, entries(1, 11, 50));
+        assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(5, 2)));
+        assert_eq!(s.read_committed().await.unwrap(), Some(lid(1, 40)));
         let st = s.get_log_state().await.unwrap();
-        assert_eq!(st.last_log_id.unwrap().index, 30);
-        assert_eq!(s.try_get_log_entries(5..8).await.unwrap().len(), 3);
+        assert_eq!(st.last_purged_log_id, Some(lid(1, 10)));
+        assert_eq!(st.last_log_id, Some(lid(1, 50)));
+        let r = s.recovery().clone();
+        assert!(r.segments > 1, "{r:?}");
+        assert_eq!(r.entries, 40);
+        assert_eq!((r.first_index, r.last_index), (Some(11), Some(50)));
+        assert_eq!(r.torn_tail, None);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn group_commit_syncs_less_than_it_appends() {
+    #[tokio::test]
+    async fn group_commit_syncs_fewer_times_than_it_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-        let mut waits = Vec::new();
-        for i in 1..=200 {
-            waits.push(append_async(&s, vec![entry(i, 1)]));
-        }
+        let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        let before = s.fsync_count();
+        let waits: Vec<_> = (1..=200)
+            .map(|i| queue(&mut s, vec![entry(1, i)]))
+            .collect();
         for w in waits {
             w.await.unwrap().unwrap();
         }
-        let syncs = s.fsync_count();
+        let syncs = s.fsync_count() - before;
+        println!("group commit: 200 appends, {syncs} fsyncs");
         assert!((1..200).contains(&syncs), "{syncs} fsyncs for 200 appends");
+        assert!(syncs <= 50, "{syncs} fsyncs for 200 appends");
+        assert_eq!(all(&mut s).await, entries(1, 1, 200));
+        drop(s);
+        let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        assert_eq!(all(&mut s).await, entries(1, 1, 200));
+
+        // Without fsync nothing is synced, and order and durability across reopen still hold.
+        let dir = tempfile::tempdir().unwrap();
+        let o = LogOptions {
+            fsync: false,
+            ..opts(500, 3)
+        };
+        let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+        let waits: Vec<_> = (1..=200)
+            .map(|i| queue(&mut s, vec![entry(1, i)]))
+            .collect();
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+        s.save_vote(&Vote::new(2, 1)).await.unwrap();
+        assert_eq!(s.fsync_count(), 0);
+        drop(s);
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        assert_eq!(all(&mut s).await, entries(1, 1, 200));
+        assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn torn_tail_is_cut_and_later_appends_survive() {
+    /// A record of `e` as it is on disk, with the checksum flipped if `bad_crc`.
+    fn record(e: &Entry, bad_crc: bool) -> Vec<u8> {
+        let body = encode_entry(e);
+        let mut crc = crc32c::crc32c(&body);
+        if bad_crc {
+            crc ^= 1;
+        }
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn append_bytes(path: &Path, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_cut_and_the_log_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-            append(&mut s, 1, 10).await;
+            append(&mut s, entries(1, 1, 10)).await;
         }
-        let seg = dir.path().join(seg_name(1));
+        let seg = seg_path(dir.path(), 1);
         let good = fs::metadata(&seg).unwrap().len();
-        for tail in [vec![0u8; 37], vec![0, 0, 0, 50, 1, 2, 3], vec![0xab; 3]] {
-            let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-            f.write_all(&tail).unwrap();
-            drop(f);
+        let full = record(&entry(1, 11), false);
+        let tails: Vec<(Vec<u8>, &str)> = vec![
+            (vec![0u8; 37], "zero bytes"),
+            (full[..full.len() - 3].to_vec(), "incomplete record"),
+            (full[..5].to_vec(), "incomplete record header"),
+            (vec![0xab; 3], "incomplete record header"),
+            (record(&entry(1, 11), true), "checksum mismatch"),
+        ];
+        for (tail, why) in tails {
+            append_bytes(&seg, &tail);
             let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-            let (file, at, dropped) = s.recovery().torn_tail.clone().expect("tail cut");
-            assert_eq!((file, at, dropped), (seg.clone(), good, tail.len() as u64));
-            assert_eq!(indexes(&mut s).await, (1..=10).collect::<Vec<_>>());
+            let torn = s.recovery().torn_tail.clone().expect("the tail is cut");
+            assert_eq!(torn.file, seg);
+            assert_eq!(torn.offset, good);
+            assert_eq!(torn.dropped_bytes, tail.len() as u64);
+            assert!(torn.reason.contains(why), "{} vs {why}", torn.reason);
+            assert_eq!(fs::metadata(&seg).unwrap().len(), good);
+            assert_eq!(all(&mut s).await, entries(1, 1, 10));
+            assert_eq!(s.recovery().entries, 10);
         }
         {
             let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-            append(&mut s, 11, 12).await;
+            assert_eq!(s.recovery().torn_tail, None);
+            append(&mut s, entries(2, 11, 12)).await;
         }
         let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-        assert!(s.recovery().torn_tail.is_none());
-        assert_eq!(indexes(&mut s).await, (1..=12).collect::<Vec<_>>());
+        assert_eq!(s.recovery().torn_tail, None);
+        assert_eq!(
+            all(&mut s).await,
+            [entries(1, 1, 10), entries(2, 11, 12)].concat()
+        );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn damage_in_the_middle_stops_with_the_file_named() {
+    #[tokio::test]
+    async fn damage_that_is_not_a_torn_tail_is_refused() {
+        let name = seg_name(1);
+        // A flipped byte in a record followed by valid records.
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
-            append(&mut s, 1, 10).await;
+            append(&mut s, entries(1, 1, 10)).await;
         }
-        let seg = dir.path().join(seg_name(1));
-        let mut bytes = fs::read(&seg).unwrap();
-        bytes[SEG_HEADER as usize + REC_HEADER + 2] ^= 0xff;
+        let seg = seg_path(dir.path(), 1);
+        let pristine = fs::read(&seg).unwrap();
+        let mut bytes = pristine.clone();
+        bytes[SEG_HEADER as usize + REC_HEADER as usize + 2] ^= 0xff;
         fs::write(&seg, &bytes).unwrap();
-        let err = LogStore::open(dir.path(), LogOptions::default())
-            .err()
-            .expect("refuses");
-        let msg = err.to_string();
-        assert!(msg.contains("log-00000000000000000001.seg"), "{msg}");
-        // A bad header is damage too.
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(msg.contains(&name) && msg.contains("at byte 24"), "{msg}");
+        assert!(msg.contains("followed by a valid record"), "{msg}");
+
+        // A zeroed record in the middle.
+        let mut bytes = pristine.clone();
+        let len = REC_HEADER as usize + be_u32(&bytes, SEG_HEADER as usize).unwrap() as usize;
+        let second = SEG_HEADER as usize + len;
+        bytes[second..second + len].fill(0);
+        fs::write(&seg, &bytes).unwrap();
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(
+            msg.contains(&name) && msg.contains(&format!("at byte {second}")),
+            "{msg}"
+        );
+
+        // A bad header.
+        let mut bytes = pristine.clone();
         bytes[0] = b'X';
         fs::write(&seg, &bytes).unwrap();
-        assert!(LogStore::open(dir.path(), LogOptions::default()).is_err());
-    }
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(msg.contains(&name) && msg.contains("at byte 0"), "{msg}");
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn truncate_and_purge() {
+        // A valid checksum over a payload that is not an entry, even at the tail.
+        let mut bytes = pristine.clone();
+        let junk = [0xffu8; 5];
+        bytes.extend_from_slice(&5u32.to_be_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&junk).to_be_bytes());
+        bytes.extend_from_slice(&junk);
+        fs::write(&seg, &bytes).unwrap();
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(
+            msg.contains(&name) && msg.contains(&format!("at byte {}", pristine.len())),
+            "{msg}"
+        );
+        assert!(msg.contains("undecodable"), "{msg}");
+
+        // A valid record with the wrong index.
+        let mut bytes = pristine.clone();
+        bytes.extend_from_slice(&record(&entry(1, 12), false));
+        fs::write(&seg, &bytes).unwrap();
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(
+            msg.contains("entry index 12 where 11 was expected"),
+            "{msg}"
+        );
+        fs::write(&seg, &pristine).unwrap();
+        assert!(LogStore::open(dir.path(), LogOptions::default()).is_ok());
+
+        // Damage at the end of a segment that is not the last, and a missing segment.
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = LogStore::open(dir.path(), small()).unwrap();
-            for i in (1..=40).step_by(4) {
-                append(&mut s, i, i + 3).await;
+            let mut s = LogStore::open(dir.path(), opts(200, 10)).unwrap();
+            for i in 1..=40 {
+                append(&mut s, vec![entry(1, i)]).await;
             }
-            s.truncate(LogId::new(CommittedLeaderId::new(1, 1), 35))
-                .await
-                .unwrap();
-            assert_eq!(indexes(&mut s).await, (1..=34).collect::<Vec<_>>());
-            append(&mut s, 35, 36).await;
-            let segs = || {
-                fs::read_dir(dir.path())
-                    .unwrap()
-                    .filter(|e| {
-                        e.as_ref()
-                            .unwrap()
-                            .file_name()
-                            .to_string_lossy()
-                            .ends_with(".seg")
-                    })
-                    .count()
-            };
-            let before = segs();
-            s.purge(LogId::new(CommittedLeaderId::new(1, 1), 20))
-                .await
-                .unwrap();
-            let after = segs();
-            assert!(
-                after < before,
-                "purge deletes segments ({before} -> {after})"
-            );
-            assert_eq!(indexes(&mut s).await, (21..=36).collect::<Vec<_>>());
         }
-        let mut s = LogStore::open(dir.path(), small()).unwrap();
-        assert_eq!(indexes(&mut s).await, (21..=36).collect::<Vec<_>>());
-        let st = s.get_log_state().await.unwrap();
-        assert_eq!(st.last_purged_log_id.unwrap().index, 20);
-        assert_eq!(st.last_log_id.unwrap().index, 36);
-        // Purging everything keeps the purge point as the last log id.
-        s.purge(LogId::new(CommittedLeaderId::new(1, 1), 36))
-            .await
-            .unwrap();
-        let st = s.get_log_state().await.unwrap();
-        assert_eq!(st.last_log_id.unwrap().index, 36);
-        append(&mut s, 37, 38).await;
+        let segs = seg_files(dir.path());
+        assert!(segs.len() >= 3, "{segs:?}");
+        let first = seg_path(dir.path(), segs[0]);
+        let pristine = fs::read(&first).unwrap();
+        let mut bytes = pristine.clone();
+        *bytes.last_mut().unwrap() ^= 0xff;
+        fs::write(&first, &bytes).unwrap();
+        let msg = open_err(dir.path(), opts(200, 10));
+        assert!(msg.contains(&seg_name(segs[0])), "{msg}");
+        assert!(msg.contains("not the last"), "{msg}");
+        fs::write(&first, &pristine).unwrap();
+        fs::remove_file(seg_path(dir.path(), segs[1])).unwrap();
+        let msg = open_err(dir.path(), opts(200, 10));
+        assert!(
+            msg.contains(&seg_name(segs[2])) && msg.contains("index gap"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn truncate_then_append_then_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(200, 3);
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            append(&mut s, entries(1, 1, 40)).await;
+            let before = seg_files(dir.path());
+            s.truncate(lid(1, 15)).await.unwrap();
+            assert_eq!(all(&mut s).await, entries(1, 1, 14));
+            // The cache held only 38..40: the new last entry was read back from disk.
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_log_id, Some(lid(1, 14)));
+            let after = seg_files(dir.path());
+            assert!(after.len() < before.len(), "{before:?} -> {after:?}");
+            assert!(after.iter().all(|&f| f <= 14), "{after:?}");
+            append(&mut s, entries(2, 15, 20)).await;
+            // Truncating inside the newest segment.
+            s.truncate(lid(2, 19)).await.unwrap();
+            assert_eq!(
+                s.get_log_state().await.unwrap().last_log_id,
+                Some(lid(2, 18))
+            );
+        }
+        let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(s.recovery().torn_tail, None);
+        assert_eq!(
+            all(&mut s).await,
+            [entries(1, 1, 14), entries(2, 15, 18)].concat()
+        );
+        // Truncating everything leaves an empty log that takes any index.
+        s.truncate(lid(1, 1)).await.unwrap();
+        assert!(all(&mut s).await.is_empty());
+        assert!(seg_files(dir.path()).is_empty());
+        assert_eq!(s.get_log_state().await.unwrap().last_log_id, None);
+        append(&mut s, entries(3, 1, 2)).await;
         drop(s);
-        let mut s = LogStore::open(dir.path(), small()).unwrap();
-        assert_eq!(indexes(&mut s).await, vec![37, 38]);
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        assert_eq!(all(&mut s).await, entries(3, 1, 2));
+    }
+
+    #[tokio::test]
+    async fn truncate_is_ordered_with_queued_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = LogStore::open(dir.path(), opts(200, 2)).unwrap();
+            let first = queue(&mut s, entries(1, 1, 10));
+            s.truncate(lid(1, 5)).await.unwrap();
+            let second = queue(&mut s, entries(2, 5, 7));
+            first.await.unwrap().unwrap();
+            second.await.unwrap().unwrap();
+            assert_eq!(
+                all(&mut s).await,
+                [entries(1, 1, 4), entries(2, 5, 7)].concat()
+            );
+        }
+        let mut s = LogStore::open(dir.path(), opts(200, 2)).unwrap();
+        assert_eq!(
+            all(&mut s).await,
+            [entries(1, 1, 4), entries(2, 5, 7)].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_whole_segments_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(200, 5);
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            append(&mut s, entries(1, 1, 60)).await;
+            let before = seg_files(dir.path());
+            assert!(before.len() >= 4, "{before:?}");
+            s.purge(lid(1, 30)).await.unwrap();
+            let after = seg_files(dir.path());
+            assert!(after.len() < before.len(), "{before:?} -> {after:?}");
+            // The oldest segment left holds entry 31; every deleted one ended at or before 30.
+            assert!(
+                after[0] <= 31 && after.get(1).is_none_or(|&f| f > 31),
+                "{after:?}"
+            );
+            assert_eq!(
+                before.iter().filter(|&&f| f < after[0]).count(),
+                before.len() - after.len()
+            );
+            assert_eq!(all(&mut s).await, entries(1, 31, 60));
+            assert!(s.try_get_log_entries(1..=30).await.unwrap().is_empty());
+        }
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_purged_log_id, Some(lid(1, 30)));
+            assert_eq!(st.last_log_id, Some(lid(1, 60)));
+            assert_eq!(all(&mut s).await, entries(1, 31, 60));
+            assert_eq!(s.recovery().first_index, Some(31));
+            // Purging past the end empties the log; the next entry follows the purge point.
+            s.purge(lid(2, 70)).await.unwrap();
+            assert!(seg_files(dir.path()).is_empty());
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_log_id, Some(lid(2, 70)));
+            assert!(s.blocking_append(entries(2, 72, 72)).await.is_err());
+            append(&mut s, entries(2, 71, 72)).await;
+        }
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_purged_log_id, Some(lid(2, 70)));
+        assert_eq!(st.last_log_id, Some(lid(2, 72)));
+        assert_eq!(all(&mut s).await, entries(2, 71, 72));
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_purge_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = tempfile::tempdir().unwrap();
+        let o = opts(200, 5);
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            append(&mut s, entries(1, 1, 30)).await;
+            for f in seg_files(dir.path()) {
+                fs::copy(seg_path(dir.path(), f), seg_path(backup.path(), f)).unwrap();
+            }
+            s.purge(lid(1, 20)).await.unwrap();
+        }
+        // As if the crash came after the purge point was saved, before the files went.
+        for f in seg_files(backup.path()) {
+            fs::copy(seg_path(backup.path(), f), seg_path(dir.path(), f)).unwrap();
+        }
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        assert!(
+            s.recovery().purged_segments_removed > 0,
+            "{:?}",
+            s.recovery()
+        );
+        assert_eq!(all(&mut s).await, entries(1, 21, 30));
+        assert!(seg_files(dir.path())[0] <= 21);
+    }
+
+    #[tokio::test]
+    async fn entries_older_than_the_cache_are_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(1000, 5);
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            for i in 1..=100 {
+                append(&mut s, vec![entry(1, i)]).await;
+            }
+            assert!(s.shared.state.lock().cache.len() <= 5);
+            assert_eq!(all(&mut s).await, entries(1, 1, 100));
+            let mut reader = s.get_log_reader().await;
+            assert_eq!(
+                reader.try_get_log_entries(40..45).await.unwrap(),
+                entries(1, 40, 44)
+            );
+            let limited = reader.limited_get_log_entries(1, 101).await.unwrap();
+            assert_eq!(limited, entries(1, 1, 100));
+        }
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        assert_eq!(s.shared.state.lock().cache.len(), 5);
+        assert_eq!(all(&mut s).await, entries(1, 1, 100));
+        assert_eq!(
+            s.try_get_log_entries(7..=7).await.unwrap(),
+            vec![entry(1, 7)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_directory_is_opened_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        match LogStore::open(dir.path(), LogOptions::default()) {
+            Err(LogError::Locked { file }) => assert_eq!(file, dir.path().join("LOCK")),
+            other => panic!("expected Locked, got {:?}", other.err()),
+        }
+        drop(s);
+        assert!(LogStore::open(dir.path(), LogOptions::default()).is_ok());
+    }
+
+    /// A minimal in-memory state machine, only for openraft's storage test suite.
+    #[derive(Clone, Default)]
+    struct MemSm(Arc<Mutex<MemSmState>>);
+
+    #[derive(Default)]
+    struct MemSmState {
+        applied: Option<LogId>,
+        membership: StoredMembership<u64, BasicNode>,
+        snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
+        built: u64,
+    }
+
+    impl RaftSnapshotBuilder<TypeConfig> for MemSm {
+        async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+            let mut g = self.0.lock();
+            let data = postcard::to_stdvec(&(g.applied, g.membership.clone())).unwrap();
+            g.built += 1;
+            let meta = SnapshotMeta {
+                last_log_id: g.applied,
+                last_membership: g.membership.clone(),
+                snapshot_id: format!("snap-{}", g.built),
+            };
+            g.snapshot = Some((meta.clone(), data.clone()));
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            })
+        }
+    }
+
+    impl RaftStateMachine<TypeConfig> for MemSm {
+        type SnapshotBuilder = MemSm;
+
+        async fn applied_state(
+            &mut self,
+        ) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
+            let g = self.0.lock();
+            Ok((g.applied, g.membership.clone()))
+        }
+
+        async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, StorageError>
+        where
+            I: IntoIterator<Item = Entry> + OptionalSend,
+            I::IntoIter: OptionalSend,
+        {
+            let mut g = self.0.lock();
+            let mut out = Vec::new();
+            for e in entries {
+                g.applied = Some(e.log_id);
+                if let EntryPayload::Membership(m) = &e.payload {
+                    g.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                }
+                out.push(());
+            }
+            Ok(out)
+        }
+
+        async fn get_snapshot_builder(&mut self) -> MemSm {
+            self.clone()
+        }
+
+        async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+            Ok(Box::new(Cursor::new(Vec::new())))
+        }
+
+        async fn install_snapshot(
+            &mut self,
+            meta: &SnapshotMeta<u64, BasicNode>,
+            snapshot: Box<Cursor<Vec<u8>>>,
+        ) -> Result<(), StorageError> {
+            let data = snapshot.into_inner();
+            let (applied, membership) = postcard::from_bytes(&data).unwrap();
+            let mut g = self.0.lock();
+            g.applied = applied;
+            g.membership = membership;
+            g.snapshot = Some((meta.clone(), data));
+            Ok(())
+        }
+
+        async fn get_current_snapshot(
+            &mut self,
+        ) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+            Ok(self.0.lock().snapshot.clone().map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+        }
+    }
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, MemSm, tempfile::TempDir> for Builder {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, MemSm), StorageError> {
+            let dir = tempfile::tempdir().unwrap();
+            // Tiny segments and cache, so the suite also runs across files and disk reads.
+            let store = LogStore::open(dir.path(), opts(120, 2)).unwrap();
+            Ok((dir, store, MemSm::default()))
+        }
+    }
+
+    #[test]
+    fn openraft_storage_suite() {
+        Suite::test_all(Builder).unwrap();
     }
 }

@@ -1,8 +1,8 @@
 //! The proposer: drains queued txns into Raft entries, many txns per entry.
 //!
-//! Whatever has queued while the previous entry was being written goes into the next one, so
-//! under load one fsync covers many client writes (group commit) and openraft's per-entry cost
-//! is paid once per batch, not per request.
+//! One entry is in flight at a time; whatever queues while it is being fsync'd and applied goes
+//! into the next one, so under load one fsync covers many client writes (group commit) and
+//! openraft's per-entry cost is paid once per batch, not per request.
 
 use super::types::{Batch, Raft};
 use crate::core::{Core, Proposal};
@@ -22,19 +22,17 @@ pub async fn run(core: Arc<Core>, raft: Raft, mut rx: mpsc::Receiver<Proposal>) 
             items: buf.drain(..).map(|p| (p.id, p.txn)).collect(),
         };
         match raft.client_write_ff(batch).await {
-            Ok(resp) => {
-                let core = core.clone();
-                tokio::spawn(async move {
-                    match resp.await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => {
-                            tracing::warn!("write not committed: {e}");
-                            core.fail_proposals(&ids);
-                        }
-                        Err(_) => core.fail_proposals(&ids),
-                    }
-                });
-            }
+            // One entry in flight at a time: openraft 0.9 waits for each append's fsync before
+            // taking the next one anyway, so waiting here lets every request that arrives during
+            // this fsync join the next batch instead of queueing behind it as its own entry.
+            Ok(resp) => match resp.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("write not committed: {e}");
+                    core.fail_proposals(&ids);
+                }
+                Err(_) => core.fail_proposals(&ids),
+            },
             Err(e) => {
                 tracing::error!("raft stopped: {e}");
                 core.fail_proposals(&ids);
