@@ -82,7 +82,7 @@ echo "== Apache ZooKeeper"
 mkdir -p "$WORK/zk"; zoo_cfg "$WORK/zk"; echo 1 >"$WORK/zk/data/myid"
 CP=$ZK_JAR
 for jar in netty-codec netty-resolver netty-transport-native-unix-common slf4j-simple; do
-    [ -r "/usr/share/java/$jar.jar" ] && CP="$CP:/usr/share/java/$jar.jar"
+    if [ -r "/usr/share/java/$jar.jar" ]; then CP="$CP:/usr/share/java/$jar.jar"; fi
 done
 java -cp "$CP" -Xmx2g org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zk/zoo.cfg" \
     >"$WORK/zk/server.log" 2>&1 &

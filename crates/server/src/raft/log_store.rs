@@ -362,6 +362,13 @@ fn check_seg_header(path: &Path, bytes: &[u8]) -> Result<u64, LogError> {
     be_u64(bytes, 12).ok_or_else(|| corrupt(path, 12, "segment header is truncated"))
 }
 
+/// Whether a segment's content is what a crash while creating it can leave: nothing, zeros,
+/// or the start of its header.
+fn torn_creation(bytes: &[u8], first: u64) -> bool {
+    bytes.iter().all(|&b| b == 0)
+        || (bytes.len() < SEG_HEADER as usize && seg_header(first).starts_with(bytes))
+}
+
 fn frame(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER + body.len());
     out.extend_from_slice(magic);
@@ -606,6 +613,28 @@ impl LogStore {
         for (k, (name_first, path)) in names.iter().enumerate() {
             let is_last = k + 1 == names.len();
             let bytes = fs::read(path).map_err(io_err(path))?;
+            if is_last && torn_creation(&bytes, *name_first) {
+                // A crash while creating the segment (possible when fsync is off): it never
+                // held a record.
+                let why = "segment file without a complete header (a crash while creating it)";
+                tracing::warn!(
+                    file = %path.display(),
+                    "removing {} ({} bytes): {why}",
+                    path.display(),
+                    bytes.len()
+                );
+                fs::remove_file(path).map_err(io_err(path))?;
+                if opts.fsync {
+                    sync_dir(dir, &fsyncs).map_err(io_err(dir))?;
+                }
+                recovery.torn_tail = Some(TornTail {
+                    file: path.clone(),
+                    offset: 0,
+                    dropped_bytes: bytes.len() as u64,
+                    reason: why.to_string(),
+                });
+                continue;
+            }
             let first = check_seg_header(path, &bytes)?;
             if first != *name_first {
                 return Err(corrupt(
@@ -1817,6 +1846,32 @@ mod tests {
         assert_eq!(
             all(&mut s).await,
             [entries(1, 1, 10), entries(2, 11, 12)].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_segment_torn_while_being_created_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            append(&mut s, entries(1, 1, 10)).await;
+        }
+        let next = seg_path(dir.path(), 11);
+        for content in [vec![], vec![0u8; 4096], seg_header(11)[..13].to_vec()] {
+            fs::write(&next, &content).unwrap();
+            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            let torn = s.recovery().torn_tail.clone().expect("reported");
+            assert_eq!((torn.file, torn.offset), (next.clone(), 0));
+            assert_eq!(torn.dropped_bytes, content.len() as u64);
+            assert!(!next.exists());
+            assert_eq!(all(&mut s).await, entries(1, 1, 10));
+        }
+        // A header that is not the start of the right one is damage, not a torn creation.
+        fs::write(&next, &seg_header(12)[..23]).unwrap();
+        let msg = open_err(dir.path(), LogOptions::default());
+        assert!(
+            msg.contains(&seg_name(11)) && msg.contains("at byte 0"),
+            "{msg}"
         );
     }
 
