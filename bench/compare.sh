@@ -53,16 +53,17 @@ CFG
     mkdir -p "$1/data"
 }
 
-wait_ruok() {
+wait_ready() {
+    # Probes in a subshell: an `exec` redirection here would change the script's own streams.
     for _ in $(seq 1 300); do
-        if exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            printf ruok >&3
-            if [ "$(timeout 2 cat <&3 || true)" = imok ]; then exec 3<&-; return 0; fi
-            exec 3<&-
+        # ZooKeeper answers ruok before it serves sessions; srvr shows "Mode:" once it does.
+        if [ "$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf srvr >&3 && timeout 2 cat <&3) 2>/dev/null | grep -c '^Mode:')" = 1 ]; then
+            return 0
         fi
         sleep 0.2
     done
-    echo "error: server on $PORT did not answer ruok" >&2; return 1
+    echo "error: server on $PORT is not serving (srvr shows no Mode)" >&2
+    return 1
 }
 
 run_bench() { # name
@@ -73,7 +74,7 @@ run_bench() { # name
 echo "== concord"
 mkdir -p "$WORK/concord"; zoo_cfg "$WORK/concord"
 "$BIN" server --config "$WORK/concord/zoo.cfg" --log-level warn >"$WORK/concord/server.log" 2>&1 &
-PIDS+=($!); wait_ruok
+PIDS+=($!); wait_ready
 run_bench concord
 RSS_C=$(awk '/VmHWM/{print $2}' /proc/"${PIDS[-1]}"/status)
 kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
@@ -86,7 +87,7 @@ for jar in netty-codec netty-resolver netty-transport-native-unix-common slf4j-s
 done
 java -cp "$CP" -Xmx2g org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zk/zoo.cfg" \
     >"$WORK/zk/server.log" 2>&1 &
-PIDS+=($!); wait_ruok
+PIDS+=($!); wait_ready
 run_bench zookeeper
 RSS_Z=$(awk '/VmHWM/{print $2}' /proc/"${PIDS[-1]}"/status)
 ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
