@@ -190,6 +190,17 @@ struct TxnState {
     emptied: Vec<String>,
 }
 
+impl TxnState {
+    /// Records a node event and the NodeChildrenChanged of its parent.
+    fn node_changed(&mut self, event_type: i32, path: String, parent_path: &str) {
+        self.events.push(Event { event_type, path });
+        self.events.push(Event {
+            event_type: event::NODE_CHILDREN_CHANGED,
+            path: parent_path.to_string(),
+        });
+    }
+}
+
 /// Paths clients may not delete.
 const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
@@ -372,14 +383,7 @@ impl DataTree {
                 pzxid: old_pzxid,
             });
         }
-        st.events.push(Event {
-            event_type: event::NODE_DELETED,
-            path: path.to_string(),
-        });
-        st.events.push(Event {
-            event_type: event::NODE_CHILDREN_CHANGED,
-            path: parent_path.to_string(),
-        });
+        st.node_changed(event::NODE_DELETED, path.to_string(), parent_path);
         if parent_is_container {
             st.emptied.push(parent_path.to_string());
         }
@@ -737,14 +741,7 @@ impl DataTree {
         p.cversion = p.cversion.wrapping_add(1);
         p.pzxid = ctx.zxid;
         p.num_children += 1;
-        st.events.push(Event {
-            event_type: event::NODE_CREATED,
-            path: full.clone(),
-        });
-        st.events.push(Event {
-            event_type: event::NODE_CHILDREN_CHANGED,
-            path: parent_path.to_string(),
-        });
+        st.node_changed(event::NODE_CREATED, full.clone(), parent_path);
         Ok(if c.op == op::CREATE {
             Response::Create(full)
         } else {
