@@ -180,7 +180,13 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     // were pruned to the retained three.
     let snaps = std::fs::read_dir(dir.path().join("snapshots"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".snap"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snap")
+        })
         .count();
     assert!((1..=3).contains(&snaps), "{snaps} snapshot files");
 }
