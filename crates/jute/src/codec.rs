@@ -99,8 +99,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a vector length; -1 (null) reads as 0.
-    pub fn read_vec_len(&mut self) -> Result<usize, DecodeError> {
+    /// Reads a vector length whose elements take at least `min_elem` bytes each; -1 (null)
+    /// reads as 0.
+    pub fn read_vec_len(&mut self, min_elem: usize) -> Result<usize, DecodeError> {
         let n = self.read_i32()?;
         if n == -1 {
             return Ok(0);
@@ -108,8 +109,9 @@ impl<'a> Reader<'a> {
         if !(0..=MAX_VECTOR_LEN).contains(&n) {
             return Err(DecodeError::BadLength(n));
         }
-        // Each element takes at least one byte, so a count beyond the bytes left is a lie.
-        if n as usize > self.remaining() {
+        // A count whose elements cannot fit in the bytes left is a lie; refusing it here also
+        // keeps a hostile count from reserving far more memory than the frame holds.
+        if (n as usize).saturating_mul(min_elem.max(1)) > self.remaining() {
             return Err(DecodeError::Truncated);
         }
         Ok(n as usize)
@@ -117,7 +119,8 @@ impl<'a> Reader<'a> {
 
     /// Reads a `vector<ustring>`.
     pub fn read_string_vec(&mut self) -> Result<Vec<String>, DecodeError> {
-        let n = self.read_vec_len()?;
+        // A string is at least its 4-byte length.
+        let n = self.read_vec_len(4)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(self.read_string()?);
@@ -211,6 +214,24 @@ mod tests {
         assert_eq!(r.read_string_vec().unwrap(), vec!["a", "bc"]);
         assert_eq!(r.remaining(), 0);
         assert_eq!(r.read_i32(), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn vector_counts_must_fit_the_bytes_left() {
+        // 1000 strings cannot fit in 3996 bytes (each is at least 4), so the count is refused
+        // before anything is reserved.
+        let mut w = Vec::new();
+        write_i32(&mut w, 1000);
+        w.extend(std::iter::repeat_n(0u8, 3996));
+        assert_eq!(
+            Reader::new(&w).read_string_vec(),
+            Err(DecodeError::Truncated)
+        );
+        // 999 empty strings do fit.
+        let mut w = Vec::new();
+        write_i32(&mut w, 999);
+        w.extend(std::iter::repeat_n(0u8, 3996));
+        assert_eq!(Reader::new(&w).read_string_vec().unwrap().len(), 999);
     }
 
     #[test]

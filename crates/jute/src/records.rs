@@ -151,7 +151,8 @@ pub fn write_acl_vec(w: &mut Vec<u8>, acl: &[Acl]) {
 
 /// Reads a `vector<ACL>`.
 pub fn read_acl_vec(r: &mut Reader<'_>) -> Result<Vec<Acl>, DecodeError> {
-    let n = r.read_vec_len()?;
+    // An ACL is at least its perms int and two string lengths.
+    let n = r.read_vec_len(12)?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(Acl::decode(r)?);

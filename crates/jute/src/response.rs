@@ -182,7 +182,8 @@ impl Response {
             op::GET_EPHEMERALS => Response::GetEphemerals(r.read_string_vec()?),
             op::GET_ALL_CHILDREN_NUMBER => Response::AllChildrenNumber(r.read_i32()?),
             op::WHO_AM_I => {
-                let n = r.read_vec_len()?;
+                // A ClientInfo is at least two string lengths.
+                let n = r.read_vec_len(8)?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(ClientInfo {

@@ -1524,7 +1524,7 @@ pub struct ServerArgs {
     /// Do not fsync the log before acknowledging writes; unsafe, for benchmarks [sets forceSync=no; default yes].
     #[arg(long)]
     pub no_fsync: bool,
-    /// Admin HTTP port [overrides admin.serverPort; default 8080].
+    /// Serve the admin HTTP server on this port [sets admin.enableServer=true and admin.serverPort; default off, 8080].
     #[arg(long, value_name = "PORT")]
     pub admin_port: Option<u16>,
     /// This server's id [overrides the myid file in dataDir; default: that file, else none].
@@ -1562,6 +1562,7 @@ impl ServerArgs {
             jute_max_buffer: self.jute_max_buffer,
             force_sync: self.no_fsync.then_some(false),
             admin_server_port: self.admin_port,
+            admin_enable_server: self.admin_port.map(|_| true),
             my_id: self.myid,
             log_level: self.log_level.clone(),
             ..Settings::default()

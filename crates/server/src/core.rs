@@ -232,6 +232,8 @@ pub struct Core {
     pub snapshot_wanted: Notify,
     /// When the server started.
     pub started: Instant,
+    /// The address the client port is bound to, once it is (the configured port may be 0).
+    pub bound_addr: std::sync::OnceLock<SocketAddr>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Applied>>>,
     next_req: AtomicU64,
     next_conn: AtomicU64,
@@ -258,6 +260,7 @@ impl Core {
             stats: Stats::default(),
             snapshot_wanted: Notify::new(),
             started: Instant::now(),
+            bound_addr: std::sync::OnceLock::new(),
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             next_conn: AtomicU64::new(1),

@@ -1,5 +1,6 @@
 //! The concord server: connections, sessions, watches, the Raft write path, storage and config.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod core;

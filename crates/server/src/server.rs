@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 pub struct ServerHandle {
     /// The address the client port is bound to.
     pub addr: SocketAddr,
+    /// The address the admin HTTP server is bound to, when it is enabled.
+    pub admin_addr: Option<SocketAddr>,
     /// Shared state (for tests and status).
     pub core: Arc<Core>,
     raft: Raft,
@@ -138,12 +140,26 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .await
         .with_context(|| format!("cannot listen on {client_addr}"))?;
     let addr = listener.local_addr()?;
-    let tasks = vec![
+    let _ = core.bound_addr.set(addr);
+    let admin = if config.admin_enable_server {
+        let at = SocketAddr::new(config.admin_server_address, config.admin_server_port);
+        let l = TcpListener::bind(at).await.with_context(|| {
+            format!("cannot listen on {at} for the admin server (admin.serverPort; set admin.enableServer=false to turn it off)")
+        })?;
+        Some(l)
+    } else {
+        None
+    };
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let mut tasks = vec![
         tokio::spawn(proposer::run(core.clone(), raft.clone(), proposals)),
         tokio::spawn(session_ticker(core.clone(), raft.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
         tokio::spawn(accept_loop(core.clone(), listener)),
     ];
+    if let Some(l) = admin {
+        tasks.push(tokio::spawn(crate::admin::serve(core.clone(), l)));
+    }
     {
         let sm = core.sm.read();
         tracing::info!(
@@ -156,9 +172,13 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             sm.tree.sessions().count(),
             started.elapsed().as_millis()
         );
+        if let Some(a) = admin_addr {
+            tracing::info!("admin server on http://{a}/commands");
+        }
     }
     Ok(ServerHandle {
         addr,
+        admin_addr,
         core,
         raft,
         tasks,

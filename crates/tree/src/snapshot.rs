@@ -128,7 +128,7 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
     let d = |e: concord_jute::DecodeError| err(format!("malformed: {e}"));
     let last_zxid = r.read_i64().map_err(d)?;
     let next_session_id = r.read_i64().map_err(d)?;
-    let n_acls = r.read_vec_len().map_err(d)?;
+    let n_acls = r.read_vec_len(1).map_err(d)?;
     let mut acls = Vec::with_capacity(n_acls);
     for _ in 0..n_acls {
         acls.push(if r.read_bool().map_err(d)? {
@@ -137,7 +137,7 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
             None
         });
     }
-    let n_sessions = r.read_vec_len().map_err(d)?;
+    let n_sessions = r.read_vec_len(16).map_err(d)?;
     let mut sessions = BTreeMap::new();
     for _ in 0..n_sessions {
         let id = r.read_i64().map_err(d)?;

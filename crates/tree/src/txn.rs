@@ -74,7 +74,7 @@ impl Txn {
     pub fn decode(r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
         let session = r.read_i64()?;
         let time = r.read_i64()?;
-        let n = r.read_vec_len()?;
+        let n = r.read_vec_len(8)?; // an Id is two strings
         let mut auth = Vec::with_capacity(n);
         for _ in 0..n {
             auth.push(Id::decode(r)?);

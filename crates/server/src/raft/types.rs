@@ -56,7 +56,7 @@ impl Batch {
     pub fn decode(buf: &[u8]) -> Result<Batch, concord_jute::DecodeError> {
         let mut r = Reader::new(buf);
         let origin = r.read_i64()? as u64;
-        let n = r.read_vec_len()?;
+        let n = r.read_vec_len(8)?; // an id and a txn each
         let mut items = Vec::with_capacity(n);
         for _ in 0..n {
             let id = r.read_i64()? as u64;
