@@ -6,7 +6,7 @@ use crate::core::{Core, SmState};
 use crate::raft::log_store::{LogOptions, LogStore};
 use crate::raft::network::NoPeersFactory;
 use crate::raft::proposer;
-use crate::raft::state_machine::{list_snapshots, load_snapshot, StateMachine};
+use crate::raft::state_machine::{list_snapshots, load_snapshot, remove_leftovers, StateMachine};
 use crate::raft::types::Raft;
 use anyhow::{bail, Context};
 use concord_tree::{DataTree, Txn, TxnOp};
@@ -62,6 +62,8 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
     let started = Instant::now();
 
+    remove_leftovers(&snap_dir)
+        .with_context(|| format!("cannot clean up {}", snap_dir.display()))?;
     // The newest snapshot, if any. A damaged one stops the server: serving a tree that is
     // silently missing history would be worse than not serving.
     let sm_state = match list_snapshots(&snap_dir)?.first() {

@@ -61,7 +61,9 @@ pub struct LogOptions {
     pub fsync: bool,
     /// Start a new segment once the current one reaches this many bytes (default 64 MiB).
     pub segment_bytes: u64,
-    /// How many of the newest entries stay decoded in memory (default 10 000, at least 1).
+    /// How many of the newest entries stay decoded in memory (default 128, at least 1); older
+    /// ones are read back from their segment. An entry holds a whole batch of txns, so this
+    /// is kept small: at 10 000 it held about 65 MB with a million creates.
     pub cache_entries: usize,
 }
 
@@ -70,7 +72,7 @@ impl Default for LogOptions {
         LogOptions {
             fsync: true,
             segment_bytes: 64 << 20,
-            cache_entries: 10_000,
+            cache_entries: 128,
         }
     }
 }
@@ -500,18 +502,19 @@ impl WSeg {
     }
 }
 
-/// Collects recovered entries into the in-memory index and cache.
+/// Collects recovered entries into the in-memory index; keeps the raw bodies of the newest
+/// ones, which become the cache (only those are decoded in full at start-up).
 struct Loader {
     next: u64,
     locs: VecDeque<Loc>,
-    cache: VecDeque<Entry>,
+    /// (segment path, offset, body) of the newest `cap` entries.
+    tail: VecDeque<(Arc<PathBuf>, u64, Vec<u8>)>,
     cap: usize,
     purged: Option<u64>,
 }
 
 impl Loader {
-    fn push(&mut self, e: Entry, loc: Loc) {
-        let index = e.log_id.index;
+    fn push(&mut self, index: u64, body: &[u8], path: &Arc<PathBuf>, loc: Loc) {
         if self.purged.is_some_and(|p| index <= p) {
             return;
         }
@@ -519,12 +522,35 @@ impl Loader {
             self.next = index;
         }
         self.locs.push_back(loc);
-        self.cache.push_back(e);
-        if self.cache.len() > self.cap {
-            self.cache.pop_front();
+        if let Loc::Disk { offset, .. } = loc {
+            self.tail.push_back((path.clone(), offset, body.to_vec()));
+        }
+        if self.tail.len() > self.cap {
+            self.tail.pop_front();
         }
         self.next = index + 1;
     }
+
+    /// Decodes the kept tail into cache entries.
+    fn decode_tail(&mut self) -> Result<VecDeque<Entry>, LogError> {
+        self.tail
+            .drain(..)
+            .map(|(path, offset, body)| {
+                decode_entry(&body).map_err(|e| {
+                    corrupt(
+                        &path,
+                        offset,
+                        format!("undecodable entry with a valid checksum: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Reads only the log id at the front of an encoded entry (postcard writes it first).
+fn decode_log_id(body: &[u8]) -> Result<LogId, postcard::Error> {
+    postcard::take_from_bytes::<LogId>(body).map(|(id, _)| id)
 }
 
 impl LogStore {
@@ -605,7 +631,7 @@ impl LogStore {
         let mut loader = Loader {
             next: purged_next.unwrap_or(0),
             locs: VecDeque::new(),
-            cache: VecDeque::new(),
+            tail: VecDeque::new(),
             cap: opts.cache_entries.max(1),
             purged: meta.purged.map(|p| p.index),
         };
@@ -636,6 +662,7 @@ impl LogStore {
                 continue;
             }
             let first = check_seg_header(path, &bytes)?;
+            let shared_path = Arc::new(path.clone());
             if first != *name_first {
                 return Err(corrupt(
                     path,
@@ -678,7 +705,9 @@ impl LogStore {
             while pos < bytes.len() {
                 match record_at(&bytes, pos) {
                     Rec::Valid(body) => {
-                        let entry = decode_entry(body).map_err(|e| {
+                        // Only the log id is decoded here; entries are decoded in full when
+                        // they are read (and the cached tail just below).
+                        let log_id = decode_log_id(body).map_err(|e| {
                             corrupt(
                                 path,
                                 pos as u64,
@@ -686,14 +715,11 @@ impl LogStore {
                             )
                         })?;
                         let want = first + offsets.len() as u64;
-                        if entry.log_id.index != want {
+                        if log_id.index != want {
                             return Err(corrupt(
                                 path,
                                 pos as u64,
-                                format!(
-                                    "entry index {} where {want} was expected",
-                                    entry.log_id.index
-                                ),
+                                format!("entry index {} where {want} was expected", log_id.index),
                             ));
                         }
                         let loc = Loc::Disk {
@@ -703,7 +729,7 @@ impl LogStore {
                         };
                         offsets.push(pos as u64);
                         pos += REC_HEADER as usize + body.len();
-                        loader.push(entry, loc);
+                        loader.push(log_id.index, body, &shared_path, loc);
                     }
                     Rec::Bad(why) => {
                         if !is_last {
@@ -759,7 +785,7 @@ impl LogStore {
                 .map_err(io_err(path))?;
             segs.push(WSeg {
                 first,
-                path: Arc::new(path.clone()),
+                path: shared_path,
                 file: Arc::new(file),
                 offsets,
                 len: pos as u64,
@@ -792,11 +818,12 @@ impl LogStore {
                 )
             })
             .collect();
+        let cache = loader.decode_tail()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 next: loader.next,
                 locs: loader.locs,
-                cache: loader.cache,
+                cache,
                 cache_cap: loader.cap,
                 files,
                 vote: meta.vote,
@@ -1618,7 +1645,6 @@ mod tests {
     };
     use openraft::testing::{StoreBuilder, Suite};
     use openraft::{BasicNode, CommittedLeaderId, EntryPayload, StoredMembership};
-    use std::io::Cursor;
     use tokio::sync::oneshot;
 
     fn lid(term: u64, index: u64) -> LogId {
@@ -2166,7 +2192,7 @@ mod tests {
             g.snapshot = Some((meta.clone(), data.clone()));
             Ok(Snapshot {
                 meta,
-                snapshot: Box::new(Cursor::new(data)),
+                snapshot: mem_file(&data),
             })
         }
     }
@@ -2202,16 +2228,19 @@ mod tests {
             self.clone()
         }
 
-        async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-            Ok(Box::new(Cursor::new(Vec::new())))
+        async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+            Ok(mem_file(&[]))
         }
 
         async fn install_snapshot(
             &mut self,
             meta: &SnapshotMeta<u64, BasicNode>,
-            snapshot: Box<Cursor<Vec<u8>>>,
+            mut snapshot: Box<tokio::fs::File>,
         ) -> Result<(), StorageError> {
-            let data = snapshot.into_inner();
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut data = Vec::new();
+            snapshot.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+            snapshot.read_to_end(&mut data).await.unwrap();
             let (applied, membership) = postcard::from_bytes(&data).unwrap();
             let mut g = self.0.lock();
             g.applied = applied;
@@ -2225,9 +2254,18 @@ mod tests {
         ) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
             Ok(self.0.lock().snapshot.clone().map(|(meta, data)| Snapshot {
                 meta,
-                snapshot: Box::new(Cursor::new(data)),
+                snapshot: mem_file(&data),
             }))
         }
+    }
+
+    /// An anonymous temporary file holding `data`, positioned at its start.
+    fn mem_file(data: &[u8]) -> Box<tokio::fs::File> {
+        use std::io::{Seek, Write};
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(data).unwrap();
+        f.rewind().unwrap();
+        Box::new(tokio::fs::File::from_std(f))
     }
 
     struct Builder;

@@ -12,7 +12,7 @@ use concord_tree::{DataTree, FrozenTree};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, EntryPayload, ErrorSubject, ErrorVerb, StoredMembership};
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,16 +29,25 @@ pub struct SnapshotFile {
     pub index: u64,
 }
 
-/// Lists snapshot files in `dir`, newest first; removes leftover temporary files.
+/// Removes temporary files a crash left behind (half-written or half-received snapshots); only
+/// called at start-up, when nothing can be writing them.
+pub fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name().to_string_lossy().ends_with(".tmp") {
+            tracing::info!(file = %e.path().display(), "removing an unfinished snapshot file");
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists snapshot files in `dir`, newest first.
 pub fn list_snapshots(dir: &Path) -> std::io::Result<Vec<SnapshotFile>> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().to_string();
-        if name.ends_with(".tmp") {
-            let _ = fs::remove_file(e.path());
-            continue;
-        }
         let Some(rest) = name
             .strip_prefix("snapshot-")
             .and_then(|r| r.strip_suffix(".snap"))
@@ -74,6 +83,35 @@ fn parse_file(bytes: &[u8]) -> Result<(Meta, &[u8]), String> {
     let meta: Meta = postcard::from_bytes(meta_bytes).map_err(|e| format!("bad header: {e}"))?;
     Ok((meta, &bytes[16 + len..]))
 }
+
+/// Reads only the metadata at the front of a snapshot file.
+fn read_meta(path: &Path) -> Result<Meta, String> {
+    use std::io::Read;
+    let named = |e: String| format!("{}: {e}", path.display());
+    let mut f = fs::File::open(path).map_err(|e| named(e.to_string()))?;
+    let mut head = vec![0u8; 12];
+    f.read_exact(&mut head)
+        .map_err(|_| named("truncated header".into()))?;
+    let len = u32::from_be_bytes(head[8..12].try_into().unwrap()) as usize;
+    if len > 1 << 20 {
+        return Err(named(format!("implausible header length {len}")));
+    }
+    head.resize(16 + len, 0);
+    f.read_exact(&mut head[12..])
+        .map_err(|_| named("truncated header".into()))?;
+    parse_file(&head).map(|(m, _)| m).map_err(named)
+}
+
+/// Opens a snapshot file for openraft, which streams it to followers that need it.
+async fn open_data(path: &Path) -> Result<Box<tokio::fs::File>, StorageError> {
+    tokio::fs::File::open(path)
+        .await
+        .map(Box::new)
+        .map_err(|e| io_err(ErrorVerb::Read, format!("{}: {e}", path.display())))
+}
+
+/// The file a snapshot sent by the leader is received into.
+const INCOMING: &str = "incoming.snap.tmp";
 
 /// Loads a snapshot file into an applied state.
 pub fn load_snapshot(path: &Path, extended_types: bool) -> Result<(SmState, Meta), String> {
@@ -175,11 +213,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(|e| io_err(ErrorVerb::Write, e))?
         .map_err(|e| io_err(ErrorVerb::Write, e))?;
         tracing::info!(file = %path.display(), ms = started.elapsed().as_millis() as u64, "snapshot written");
-        // openraft only keeps the metadata of a freshly built snapshot; the data is read back
-        // from the file when a follower needs it.
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(Vec::new())),
+            snapshot: open_data(&path).await?,
         })
     }
 }
@@ -259,16 +295,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.dir.join(INCOMING);
+        tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map(Box::new)
+            .map_err(|e| io_err(ErrorVerb::Write, format!("{}: {e}", path.display())))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut bytes = Vec::new();
+        snapshot
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| io_err(ErrorVerb::Read, e))?;
+        snapshot
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| io_err(ErrorVerb::Read, e))?;
+        drop(snapshot);
+        let _ = tokio::fs::remove_file(self.dir.join(INCOMING)).await;
         let (file_meta, tree_bytes) = parse_file(&bytes).map_err(|e| io_err(ErrorVerb::Read, e))?;
         if file_meta.last_log_id != meta.last_log_id {
             return Err(io_err(
@@ -308,23 +364,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let dir = self.dir.clone();
+        // Only the header is read here (openraft asks at start-up, for the metadata); the data
+        // is the open file, read only if a follower needs it.
         let found =
-            tokio::task::spawn_blocking(move || -> Result<Option<(Meta, Vec<u8>)>, String> {
+            tokio::task::spawn_blocking(move || -> Result<Option<(Meta, PathBuf)>, String> {
                 let files = list_snapshots(&dir).map_err(|e| e.to_string())?;
                 let Some(f) = files.first() else {
                     return Ok(None);
                 };
-                let bytes = fs::read(&f.path).map_err(|e| format!("{}: {e}", f.path.display()))?;
-                let (meta, _) =
-                    parse_file(&bytes).map_err(|e| format!("{}: {e}", f.path.display()))?;
-                Ok(Some((meta, bytes)))
+                Ok(Some((read_meta(&f.path)?, f.path.clone())))
             })
             .await
             .map_err(|e| io_err(ErrorVerb::Read, e))?
             .map_err(|e| io_err(ErrorVerb::Read, e))?;
-        Ok(found.map(|(meta, bytes)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        }))
+        match found {
+            Some((meta, path)) => Ok(Some(Snapshot {
+                meta,
+                snapshot: open_data(&path).await?,
+            })),
+            None => Ok(None),
+        }
     }
 }

@@ -3,7 +3,6 @@
 use concord_jute::codec::{write_i32, write_i64, Reader};
 use concord_tree::Txn;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::io::Cursor;
 
 /// Raft node id (ZooKeeper's `myid`).
 pub type NodeId = u64;
@@ -16,7 +15,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
