@@ -139,6 +139,8 @@ struct Conn {
     auth: Vec<Id>,
     out: mpsc::Sender<Bytes>,
     info: Arc<ConnInfo>,
+    /// Closes this connection (a client too slow to take its events is disconnected).
+    kill: Arc<Notify>,
 }
 
 /// Serves one accepted client connection until it closes.
@@ -300,6 +302,7 @@ pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
         session,
         auth: vec![Id::new("ip", ip.to_string())],
         out: tx,
+        kill: kill.clone(),
         info,
     };
     conn.run(&mut rd, &mut buf, &kill).await;
@@ -624,7 +627,10 @@ impl Conn {
                     let f = Bytes::from(crate::watch::event_frame(t, p, -1));
                     self.info.sent.fetch_add(1, Ordering::Relaxed);
                     if self.out.try_send(f).is_err() {
-                        tracing::warn!(peer = %self.peer, "outbound queue full during setWatches");
+                        // As for any other event: a client that does not read is disconnected
+                        // rather than silently missing an event.
+                        tracing::warn!(peer = %self.peer, "closing a connection whose outbound queue is full (setWatches)");
+                        self.kill.notify_one();
                     }
                 };
                 let stat_of = |p: &str| tree.exists(p).ok().flatten();
