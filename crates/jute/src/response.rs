@@ -82,6 +82,8 @@ pub enum Response {
     WhoAmI(Vec<ClientInfo>),
     /// sasl: a token.
     Sasl(Vec<u8>),
+    /// addWatch: an `ErrorResponse` body, the error code (0); Java clients read it.
+    ErrorBody(i32),
 }
 
 impl Response {
@@ -89,6 +91,7 @@ impl Response {
     pub fn encode(&self, w: &mut Vec<u8>) {
         match self {
             Response::Empty => {}
+            Response::ErrorBody(code) => write_i32(w, *code),
             Response::Create(p) | Response::Sync(p) => write_string(w, p),
             Response::Create2(p, s) => {
                 write_string(w, p);
@@ -194,6 +197,7 @@ impl Response {
                 Response::WhoAmI(v)
             }
             op::SASL => Response::Sasl(r.read_buffer_vec()?),
+            op::ADD_WATCH if r.remaining() >= 4 => Response::ErrorBody(r.read_i32()?),
             _ => Response::Empty,
         })
     }

@@ -670,7 +670,9 @@ impl Conn {
                     _ => return Err(ErrorCode::BadArguments),
                 };
                 watches().add(kind, &path, self.id);
-                Ok(Response::Empty)
+                // ZooKeeper answers addWatch with an ErrorResponse body (code 0), and the Java
+                // client reads it: without it the client drops the connection.
+                Ok(Response::ErrorBody(0))
             }
             Request::CheckWatches(w) => {
                 concord_tree::path::check(&w.path)?;
@@ -693,7 +695,12 @@ impl Conn {
                     .iter()
                     .map(|i| ClientInfo {
                         auth_scheme: i.scheme.clone(),
-                        user: i.id.clone(),
+                        // ZooKeeper names a digest identity by its user name only, never
+                        // with its password hash.
+                        user: match i.scheme.as_str() {
+                            "digest" => i.id.split(':').next().unwrap_or_default().to_string(),
+                            _ => i.id.clone(),
+                        },
                     })
                     .collect(),
             )),

@@ -404,7 +404,7 @@ mod tests {
             }],
         );
         write_i32(&mut b, 0); // sessions
-                              /// (id, parent, name, data, czxid, version, num_children)
+        /// (id, parent, name, data, czxid, version, num_children)
         type V1Node<'a> = (i32, i32, &'a [u8], Option<&'a [u8]>, i64, i32, i32);
         let nodes: [V1Node; 2] = [
             (0, ROOT_PARENT as i32, b"", Some(b""), 0, 0, 1),

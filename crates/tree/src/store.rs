@@ -75,23 +75,34 @@ impl Node {
         }
     }
 
-    /// The wire Stat of this node.
+    /// The wire Stat of this node, as ZooKeeper reports it: `cversion` is kept as the number of
+    /// child creates (sequential names come from it) and reported as creates + deletes
+    /// (`2 × creates − children`); container and TTL markers read as ephemeralOwner 0.
     pub fn stat(&self) -> concord_jute::Stat {
+        let owner = self.ephemeral_owner;
+        let marker = owner == concord_jute::consts::CONTAINER_EPHEMERAL_OWNER
+            || (owner as u64) & TTL_MARKER == TTL_MARKER;
         concord_jute::Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.num_children),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            ephemeral_owner: if marker { 0 } else { owner },
             data_length: self.blob.data().len() as i32,
             num_children: self.num_children,
             pzxid: self.pzxid,
         }
     }
 }
+
+/// The high byte ZooKeeper sets in the ephemeralOwner of a TTL node.
+const TTL_MARKER: u64 = 0xff00_0000_0000_0000;
 
 type Chunk = Vec<Option<Node>>;
 
