@@ -517,6 +517,71 @@ fn ttl_nodes_expire_and_need_extended_types() {
 }
 
 #[test]
+fn quota_stats_follow_the_subtree_like_zookeeper() {
+    let mut t = T::new();
+    let stats = |t: &T| -> String {
+        let (d, _) = t
+            .tree
+            .get_data("/zookeeper/quota/q/zookeeper_stats", &[])
+            .unwrap();
+        String::from_utf8(d.unwrap().to_vec()).unwrap()
+    };
+    t.create("/q", b"", PERSISTENT).unwrap();
+    t.create("/q/a", b"12345", PERSISTENT).unwrap();
+    t.create("/qq", b"not under /q", PERSISTENT).unwrap();
+    t.create("/zookeeper/quota/q", b"", PERSISTENT).unwrap();
+    t.create(
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=10,bytes=-1",
+        PERSISTENT,
+    )
+    .unwrap();
+    // Creating the stats node fills it from the subtree, whatever the client wrote: /q and /q/a.
+    t.create(
+        "/zookeeper/quota/q/zookeeper_stats",
+        b"count=0,bytes=0",
+        PERSISTENT,
+    )
+    .unwrap();
+    assert_eq!(stats(&t), "count=2,bytes=5");
+    let version_before = t.stat("/zookeeper/quota/q/zookeeper_stats").version;
+    t.create("/q/b", b"x", PERSISTENT).unwrap();
+    assert_eq!(stats(&t), "count=3,bytes=6");
+    t.write(set("/q/a", b"123", -1)).unwrap();
+    assert_eq!(stats(&t), "count=3,bytes=4");
+    t.write(del("/q/b", -1)).unwrap();
+    assert_eq!(stats(&t), "count=2,bytes=3");
+    // /qq shares a prefix but not a path segment: not counted.
+    t.write(set("/qq", b"", -1)).unwrap();
+    assert_eq!(stats(&t), "count=2,bytes=3");
+    // Like ZooKeeper, the stats node changes without a new version.
+    assert_eq!(
+        t.stat("/zookeeper/quota/q/zookeeper_stats").version,
+        version_before
+    );
+    // A failed multi leaves the stats as they were.
+    let r = t.write(Request::Multi(vec![
+        create_req("/q/c", b"abc", PERSISTENT),
+        del("/nope", -1),
+    ]));
+    assert!(matches!(r, Ok(Response::Multi(_))));
+    assert_eq!(stats(&t), "count=2,bytes=3");
+    // The quota survives a snapshot round trip, and keeps counting.
+    let mut bytes = Vec::new();
+    write_snapshot(&t.tree.freeze(), &mut bytes).unwrap();
+    t.tree = read_snapshot(&bytes, true).unwrap();
+    assert_eq!(t.tree.quota_paths().collect::<Vec<_>>(), vec!["/q"]);
+    t.create("/q/d", b"zz", PERSISTENT).unwrap();
+    assert_eq!(stats(&t), "count=3,bytes=5");
+    // Removing the limits node removes the quota: the stats stop changing.
+    t.write(del("/zookeeper/quota/q/zookeeper_limits", -1))
+        .unwrap();
+    t.create("/q/e", b"zz", PERSISTENT).unwrap();
+    assert_eq!(stats(&t), "count=3,bytes=5");
+    assert_eq!(t.tree.quota_paths().count(), 0);
+}
+
+#[test]
 fn snapshot_round_trips_and_detects_damage() {
     let mut t = T::new();
     t.create("/a", b"data", PERSISTENT).unwrap();

@@ -173,6 +173,10 @@ enum Undo {
         mtime: i64,
         version: i32,
     },
+    /// A quota stats node's data was rewritten (no Stat change).
+    QuotaData { id: u32, blob: Blob },
+    /// A path gained (true) or lost (false) its quota.
+    QuotaPath { path: String, added: bool },
 }
 
 struct Ctx<'a> {
@@ -215,6 +219,9 @@ pub struct DataTree {
     pub(crate) next_session_id: i64,
     data_bytes: u64,
     extended_types: bool,
+    /// Paths with a quota (a `zookeeper_limits` node under `/zookeeper/quota<path>`); derived
+    /// from the tree, rebuilt on load.
+    quotas: BTreeSet<String>,
 }
 
 impl DataTree {
@@ -233,6 +240,7 @@ impl DataTree {
             next_session_id: 0,
             data_bytes: 0,
             extended_types,
+            quotas: BTreeSet::new(),
         };
         let zk = t.system_node(ROOT, "zookeeper", Acl::open_unsafe());
         t.system_node(zk, "quota", Acl::open_unsafe());
@@ -269,6 +277,7 @@ impl DataTree {
             next_session_id,
             data_bytes: 0,
             extended_types,
+            quotas: BTreeSet::new(),
         };
         let frozen = t.store.freeze();
         let mut counts: HashMap<u32, i32> = HashMap::new();
@@ -313,6 +322,7 @@ impl DataTree {
             }
         }
         t.acls = acls;
+        t.quotas = t.find_quotas();
         Ok(t)
     }
 
@@ -370,6 +380,7 @@ impl DataTree {
             Vec::new()
         };
         let node = self.drop_node(id);
+        self.quota_on_delete(path, node.blob.data().len() as i64, st, undo);
         let p = self.store.get_mut(parent);
         p.num_children -= 1;
         p.pzxid = ctx.zxid;
@@ -431,6 +442,20 @@ impl DataTree {
                     n.mtime = mtime;
                     n.version = version;
                     self.data_bytes = self.data_bytes - new_len + old_len;
+                }
+                Undo::QuotaData { id, blob } => {
+                    let n = self.store.get_mut(id);
+                    let new_len = n.blob.data().len() as u64;
+                    let old_len = blob.data().len() as u64;
+                    n.blob = blob;
+                    self.data_bytes = self.data_bytes - new_len + old_len;
+                }
+                Undo::QuotaPath { path, added } => {
+                    if added {
+                        self.quotas.remove(&path);
+                    } else {
+                        self.quotas.insert(path);
+                    }
                 }
             }
         }
@@ -622,8 +647,11 @@ impl DataTree {
                 n.mtime = ctx.time;
                 n.version = n.version.wrapping_add(1);
                 let stat = n.stat();
-                self.data_bytes =
-                    self.data_bytes - old_len + data.as_ref().map_or(0, |d| d.len()) as u64;
+                let new_len = data.as_ref().map_or(0, |d| d.len()) as u64;
+                self.data_bytes = self.data_bytes - old_len + new_len;
+                if let Some(q) = self.quota_prefix(path) {
+                    self.add_to_quota(&q, 0, new_len as i64 - old_len as i64, st, undo);
+                }
                 st.events.push(Event {
                     event_type: event::NODE_DATA_CHANGED,
                     path: path.clone(),
@@ -741,12 +769,159 @@ impl DataTree {
         p.cversion = p.cversion.wrapping_add(1);
         p.pzxid = ctx.zxid;
         p.num_children += 1;
+        let data_len = c.data.as_ref().map_or(0, |d| d.len()) as i64;
+        self.quota_on_create(parent_path, &name, &full, data_len, st, undo);
         st.node_changed(event::NODE_CREATED, full.clone(), parent_path);
         Ok(if c.op == op::CREATE {
             Response::Create(full)
         } else {
             Response::Create2(full, self.store.get(id).stat())
         })
+    }
+
+    // ----- quotas, as ZooKeeper keeps them -----
+    //
+    // `/zookeeper/quota<path>/zookeeper_limits` gives `<path>` a quota; creating
+    // `/zookeeper/quota<path>/zookeeper_stats` fills it with the subtree's node count and data
+    // bytes (`count=N,bytes=M`), and every create, delete and setData below `<path>` keeps it up
+    // to date. As in ZooKeeper, the stats node's data changes without a new version or a watch
+    // event, and limits are not enforced.
+
+    /// Handles a node just created at `full` (`name` under `parent_path`) for quotas.
+    fn quota_on_create(
+        &mut self,
+        parent_path: &str,
+        name: &str,
+        full: &str,
+        data_len: i64,
+        st: &mut TxnState,
+        undo: bool,
+    ) {
+        if let Some(target) = quota_target(parent_path) {
+            if name == QUOTA_LIMITS && self.quotas.insert(target.to_string()) && undo {
+                st.undo.push(Undo::QuotaPath {
+                    path: target.to_string(),
+                    added: true,
+                });
+            }
+            if name == QUOTA_STATS {
+                let (count, bytes) = self.subtree_usage(target);
+                if let Some(id) = self.store.lookup(full) {
+                    let text = format!("count={count},bytes={bytes}");
+                    self.set_quota_data(id, text.as_bytes(), st, undo);
+                }
+            }
+        }
+        if let Some(q) = self.quota_prefix(full) {
+            self.add_to_quota(&q, 1, data_len, st, undo);
+        }
+    }
+
+    /// Handles a node just deleted at `path` (which held `data_len` bytes) for quotas.
+    fn quota_on_delete(&mut self, path: &str, data_len: i64, st: &mut TxnState, undo: bool) {
+        if let Some((parent_path, name)) = path::split_parent(path) {
+            if name == QUOTA_LIMITS {
+                if let Some(target) = quota_target(parent_path) {
+                    if self.quotas.remove(target) && undo {
+                        st.undo.push(Undo::QuotaPath {
+                            path: target.to_string(),
+                            added: false,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(q) = self.quota_prefix(path) {
+            self.add_to_quota(&q, -1, -data_len, st, undo);
+        }
+    }
+
+    /// The longest path with a quota that is `path` or an ancestor of it (never the root).
+    fn quota_prefix(&self, path: &str) -> Option<String> {
+        if self.quotas.is_empty() {
+            return None;
+        }
+        self.quotas
+            .iter()
+            .filter(|q| {
+                q.as_str() != "/"
+                    && path.starts_with(q.as_str())
+                    && matches!(path.as_bytes().get(q.len()), None | Some(b'/'))
+            })
+            .max_by_key(|q| q.len())
+            .cloned()
+    }
+
+    /// Adds to the count and bytes in the stats node of the quota at `prefix`.
+    fn add_to_quota(
+        &mut self,
+        prefix: &str,
+        count: i64,
+        bytes: i64,
+        st: &mut TxnState,
+        undo: bool,
+    ) {
+        let Some(id) = self
+            .store
+            .lookup(&format!("{QUOTA_ROOT}{prefix}/{QUOTA_STATS}"))
+        else {
+            return;
+        };
+        let text = update_stats_track(self.store.get(id).blob.data(), count, bytes);
+        self.set_quota_data(id, text.as_bytes(), st, undo);
+    }
+
+    /// Rewrites a stats node's data, leaving its Stat alone.
+    fn set_quota_data(&mut self, id: u32, data: &[u8], st: &mut TxnState, undo: bool) {
+        let n = self.store.get(id);
+        let old_len = n.blob.data().len() as u64;
+        let new_blob = n.blob.with_data(Some(data));
+        let old = std::mem::replace(&mut self.store.get_mut(id).blob, new_blob);
+        self.data_bytes = self.data_bytes - old_len + data.len() as u64;
+        if undo {
+            st.undo.push(Undo::QuotaData { id, blob: old });
+        }
+    }
+
+    /// Node count and data bytes of the subtree at `path`, itself included (0, 0 if missing).
+    fn subtree_usage(&self, path: &str) -> (i64, i64) {
+        let Some(id) = self.store.lookup(path) else {
+            return (0, 0);
+        };
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            count += 1;
+            bytes += self.store.get(n).blob.data().len() as i64;
+            stack.extend(self.store.children(n));
+        }
+        (count, bytes)
+    }
+
+    /// Every path with a quota, found from the `zookeeper_limits` nodes.
+    fn find_quotas(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let Some(root) = self.store.lookup(QUOTA_ROOT) else {
+            return out;
+        };
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            for c in self.store.children(n) {
+                if self.store.get(c).blob.name() == QUOTA_LIMITS {
+                    let parent_path = self.store.path_of(n);
+                    if let Some(target) = quota_target(&parent_path) {
+                        out.insert(target.to_string());
+                    }
+                }
+                stack.push(c);
+            }
+        }
+        out
+    }
+
+    /// The paths that have a quota.
+    pub fn quota_paths(&self) -> impl Iterator<Item = &str> {
+        self.quotas.iter().map(String::as_str)
     }
 
     fn close_session(&mut self, ctx: &Ctx<'_>, events: &mut Vec<Event>) {
@@ -971,3 +1146,39 @@ impl FrozenTree {
 
 /// Used by snapshot loading: the root has no parent.
 pub(crate) const ROOT_PARENT: u32 = NIL;
+
+/// Where ZooKeeper keeps quotas.
+const QUOTA_ROOT: &str = "/zookeeper/quota";
+/// The node that gives its parent's path a quota.
+const QUOTA_LIMITS: &str = "zookeeper_limits";
+/// The node holding a quota's usage.
+const QUOTA_STATS: &str = "zookeeper_stats";
+
+/// The path a quota node's parent stands for: `/zookeeper/quota/a/b` → `/a/b`.
+fn quota_target(parent_path: &str) -> Option<&str> {
+    parent_path
+        .strip_prefix(QUOTA_ROOT)
+        .filter(|rest| rest.starts_with('/'))
+}
+
+/// ZooKeeper's `StatsTrack` update: parses `key=value,...`, adds to `count` and `bytes` (a
+/// missing one counts as -1, as in ZooKeeper) and writes `count=..,bytes=..` first, then the
+/// other keys sorted.
+fn update_stats_track(old: &[u8], count: i64, bytes: i64) -> String {
+    let text = String::from_utf8_lossy(old);
+    let mut fields: BTreeMap<String, i64> = BTreeMap::new();
+    for pair in text.split(',') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if let Ok(v) = v.trim().parse::<i64>() {
+                fields.insert(k.trim().to_string(), v);
+            }
+        }
+    }
+    let c = fields.remove("count").unwrap_or(-1) + count;
+    let b = fields.remove("bytes").unwrap_or(-1) + bytes;
+    let mut out = format!("count={c},bytes={b}");
+    for (k, v) in fields {
+        out.push_str(&format!(",{k}={v}"));
+    }
+    out
+}
