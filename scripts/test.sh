@@ -5,10 +5,14 @@
 #   2. runs every Rust test: unit, property, integration (zookeeper-client crate against a real
 #      server), crash (kill -9 under load) and hostile-input tests;
 #   3. starts a concord server and runs kazoo's own test suite against it (the kazoo harness
-#      sets up its Python venv itself).
+#      sets up its Python venv itself);
+#   4. starts a fresh concord server and runs three more clients nobody here wrote against it:
+#      Apache Curator's recipes, the ZooKeeper C client and zkCli (tests/real-clients).
 #
-# Needs only the Rust toolchain, python3 and (for the venv) Debian's python3-venv, which it
-# installs with apt-get when run as root. Exits non-zero on any failure.
+# Needs only the Rust toolchain and python3; the Debian packages the clients need (python3-venv,
+# Curator, the C client, zkCli, a JDK) are installed with apt-get when run as root, and named
+# in the error otherwise. Stops at the first failing Rust test run; the two client stages both
+# run even if the first fails. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,5 +33,11 @@ else
     cargo test --profile ci --workspace --no-fail-fast
 fi
 
+status=0
 echo "== kazoo's test suite against a concord server"
-bash "$ROOT/scripts/kazoo-against-concord.sh" "$ROOT/target/ci/concord"
+bash "$ROOT/scripts/kazoo-against-concord.sh" "$ROOT/target/ci/concord" || status=1
+
+echo "== Curator, the C client and zkCli against a concord server"
+bash "$ROOT/scripts/real-clients-against-concord.sh" "$ROOT/target/ci/concord" || status=1
+
+exit $status
