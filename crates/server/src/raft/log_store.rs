@@ -1657,7 +1657,7 @@ mod tests {
             log_id: lid(term, index),
             payload: EntryPayload::Normal(Batch {
                 origin: index * 1000 + term,
-                items: vec![],
+                items: Vec::new().into(),
             }),
         }
     }

@@ -19,7 +19,11 @@ pub async fn run(core: Arc<Core>, raft: Raft, mut rx: mpsc::Receiver<Proposal>) 
         let ids: Vec<u64> = buf.iter().map(|p| p.id).collect();
         let batch = Batch {
             origin: core.my_id,
-            items: buf.drain(..).map(|p| (p.id, p.txn)).collect(),
+            items: buf
+                .drain(..)
+                .map(|p| (p.id, p.txn))
+                .collect::<Vec<_>>()
+                .into(),
         };
         match raft.client_write_ff(batch).await {
             // One entry in flight at a time: openraft 0.9 waits for each append's fsync before

@@ -250,12 +250,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         sm.membership = StoredMembership::new(Some(e.log_id), m);
                     }
                     EntryPayload::Normal(batch) => {
-                        for (id, txn) in batch.items {
-                            let applied = sm.tree.apply(&txn, &mut events);
-                            self.core.after_apply(&txn, &applied, &mut events);
+                        for (id, txn) in batch.items.iter() {
+                            let applied = sm.tree.apply(txn, &mut events);
+                            self.core.after_apply(txn, &applied, &mut events);
                             txns += 1;
                             if batch.origin == my_id {
-                                done.push((id, applied));
+                                done.push((*id, applied));
                             }
                         }
                     }

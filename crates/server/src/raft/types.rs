@@ -37,7 +37,9 @@ pub struct Batch {
     /// The server that proposed the batch (it holds the clients' connections).
     pub origin: NodeId,
     /// (request id on the origin server, txn), applied in order.
-    pub items: Vec<(u64, Txn)>,
+    /// Shared, so the copies the log cache and apply take of an entry cost a reference count,
+    /// not a deep copy of every txn.
+    pub items: std::sync::Arc<[(u64, Txn)]>,
 }
 
 impl Batch {
@@ -45,7 +47,7 @@ impl Batch {
     pub fn encode(&self, w: &mut Vec<u8>) {
         write_i64(w, self.origin as i64);
         write_i32(w, self.items.len() as i32);
-        for (id, txn) in &self.items {
+        for (id, txn) in self.items.iter() {
             write_i64(w, *id as i64);
             txn.encode(w);
         }
@@ -61,7 +63,10 @@ impl Batch {
             let id = r.read_i64()? as u64;
             items.push((id, Txn::decode(&mut r)?));
         }
-        Ok(Batch { origin, items })
+        Ok(Batch {
+            origin,
+            items: items.into(),
+        })
     }
 }
 
@@ -123,7 +128,8 @@ mod tests {
                         version: -1,
                     }),
                 },
-            )],
+            )]
+            .into(),
         };
         let e = Entry {
             log_id: LogId::new(openraft::CommittedLeaderId::new(2, 1), 7),
