@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
 done
 CMD="bench/compare.sh --duration $DURATION --sessions $SESSIONS --outstanding $OUTSTANDING --value-size $VALUE"
 PORT=${BENCH_PORT:-23181}
+. "$ROOT/bench/lib.sh"
 ZK_JAR=/usr/share/java/zookeeper.jar
 if [ ! -r "$ZK_JAR" ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -39,32 +40,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-zoo_cfg() { # dir
-    cat >"$1/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$1/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-4lw.commands.whitelist=*
-admin.enableServer=false
-CFG
-    mkdir -p "$1/data"
-}
 
-wait_ready() {
-    # Probes in a subshell: an `exec` redirection here would change the script's own streams.
-    for _ in $(seq 1 300); do
-        # ZooKeeper answers ruok before it serves sessions; srvr shows "Mode:" once it does.
-        if [ "$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf srvr >&3 && timeout 2 cat <&3) 2>/dev/null | grep -c '^Mode:')" = 1 ]; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "error: server on $PORT is not serving (srvr shows no Mode)" >&2
-    return 1
-}
 
 run_bench() { # name
     "$BIN" bench --server "127.0.0.1:$PORT" --sessions "$SESSIONS" --outstanding "$OUTSTANDING" \

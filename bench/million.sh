@@ -47,6 +47,7 @@ if [ $((COUNT % SESSIONS)) -ne 0 ]; then
     echo "error: --count ($COUNT) must be a multiple of --sessions ($SESSIONS)" >&2; exit 2
 fi
 PORT=${BENCH_PORT:-23181}
+. "$ROOT/bench/lib.sh"
 ZK_JAR=/usr/share/java/zookeeper.jar
 if [ "$ONLY" != concord ] && [ ! -r "$ZK_JAR" ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -186,33 +187,8 @@ elif cmd == "restart":
 PY
 PROBE=(python3 "$WORK/zkprobe.py")
 
-zoo_cfg() { # dir (as compare.sh)
-    cat >"$1/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$1/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-4lw.commands.whitelist=*
-admin.enableServer=false
-CFG
-    mkdir -p "$1/data"
-}
 
-fourlw() { # word
-    ( exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf '%s' "$1" >&3 && timeout 5 cat <&3 ) 2>/dev/null || true
-}
 
-wait_ready() {
-    for _ in $(seq 1 600); do
-        # ZooKeeper answers ruok before it serves sessions; srvr shows "Mode:" once it does.
-        if [ "$(fourlw srvr | grep -c '^Mode:')" = 1 ]; then return 0; fi
-        sleep 0.2
-    done
-    echo "error: server on $PORT is not serving (srvr shows no Mode)" >&2
-    return 1
-}
 
 kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$2/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
