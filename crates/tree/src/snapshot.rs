@@ -15,7 +15,7 @@
 //! cross-checked, so a damaged file is rejected rather than served.
 
 use crate::blob::Blob;
-use crate::store::{Node, Store};
+use crate::store::{Node, StoreLoader};
 use crate::tree::{AclTable, DataTree, FrozenTree, Session, ROOT_PARENT};
 use concord_jute::codec::{write_buffer, write_i32, write_i64, Reader};
 use concord_jute::records::{read_acl_vec, write_acl_vec};
@@ -148,24 +148,27 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
         );
     }
     let v2 = &bytes[..8] == MAGIC;
-    let mut nodes = Vec::new();
+    // Nodes go straight into their chunks as they are decoded: no second copy of the tree.
+    let mut nodes = StoreLoader::default();
     if v2 {
         let mut c = Cursor(r.rest());
         while c.byte()? != 0 {
-            nodes.push(decode_node(&mut c)?);
+            let (id, n) = decode_node(&mut c)?;
+            nodes.push(id, n).map_err(err)?;
         }
         if !c.0.is_empty() {
             return Err(err("trailing bytes after the node list"));
         }
     } else {
         while r.read_bool().map_err(d)? {
-            nodes.push(decode_node_v1(&mut r)?);
+            let (id, n) = decode_node_v1(&mut r)?;
+            nodes.push(id, n).map_err(err)?;
         }
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the node list"));
         }
     }
-    let store = Store::from_nodes(nodes).map_err(err)?;
+    let store = nodes.finish().map_err(err)?;
     DataTree::from_parts(
         store,
         AclTable::from_lists(acls),

@@ -304,41 +304,38 @@ impl Store {
 
     /// Rebuilds a store from nodes read back from a snapshot (ids preserved, links rebuilt).
     pub fn from_nodes(nodes: Vec<(u32, Node)>) -> Result<Store, &'static str> {
-        let max = nodes.iter().map(|(id, _)| *id).max().ok_or("no root")?;
-        let slots = max as usize + 1;
-        let mut flat: Vec<Option<Node>> = Vec::with_capacity(slots);
-        flat.resize_with(slots, || None);
-        let mut order = Vec::with_capacity(nodes.len());
-        for (id, mut n) in nodes {
-            if flat[id as usize].is_some() {
-                return Err("duplicate node id");
-            }
-            n.first_child = NIL;
-            n.next = NIL;
-            n.prev = NIL;
-            order.push(id);
-            flat[id as usize] = Some(n);
+        let mut l = StoreLoader::default();
+        for (id, n) in nodes {
+            l.push(id, n)?;
         }
-        if flat[ROOT as usize].as_ref().is_none_or(|r| r.parent != NIL) {
+        l.finish()
+    }
+
+    /// Links the nodes a [`StoreLoader`] placed, builds the name index and checks the shape.
+    fn link(mut chunks: Vec<Chunk>, order: Vec<u32>) -> Result<Store, &'static str> {
+        // The last chunk ends at the highest id, so new ids continue from there.
+        if let Some(last) = chunks.last_mut() {
+            while matches!(last.last(), Some(None)) {
+                last.pop();
+            }
+        }
+        let slots = chunks
+            .last()
+            .map_or(0, |last| (chunks.len() - 1) * CHUNK + last.len());
+        let root = chunks
+            .first()
+            .and_then(|c| c.get(ROOT as usize))
+            .and_then(Option::as_ref);
+        if root.is_none_or(|r| r.parent != NIL) {
             return Err("missing root");
         }
         let mut s = Store {
-            chunks: Vec::new(),
+            chunks: chunks.into_iter().map(Arc::new).collect(),
             free: Vec::new(),
             live: order.len(),
             index: HashTable::with_capacity(order.len()),
             hasher: foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421),
         };
-        let mut it = flat.into_iter();
-        loop {
-            let chunk: Chunk = it.by_ref().take(CHUNK).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let mut chunk = chunk;
-            chunk.reserve_exact(CHUNK - chunk.len());
-            s.chunks.push(Arc::new(chunk));
-        }
         for id in (0..slots as u32).rev() {
             if s.slot(id).is_none() {
                 s.free.push(id);
@@ -395,6 +392,45 @@ impl Store {
             }
         }
         Ok(s)
+    }
+}
+
+/// Builds a [`Store`] from nodes given one at a time, as a snapshot is read: each node goes
+/// straight into its chunk, so loading never holds a second copy of the tree.
+#[derive(Default)]
+pub struct StoreLoader {
+    chunks: Vec<Chunk>,
+    order: Vec<u32>,
+}
+
+impl StoreLoader {
+    /// Places node `id` (its links are rebuilt by [`StoreLoader::finish`]).
+    pub fn push(&mut self, id: u32, mut n: Node) -> Result<(), &'static str> {
+        let c = (id >> CHUNK_BITS) as usize;
+        while self.chunks.len() <= c {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.resize_with(CHUNK, || None);
+            self.chunks.push(chunk);
+        }
+        let slot = &mut self.chunks[c][id as usize & (CHUNK - 1)];
+        if slot.is_some() {
+            return Err("duplicate node id");
+        }
+        n.first_child = NIL;
+        n.next = NIL;
+        n.prev = NIL;
+        *slot = Some(n);
+        self.order.push(id);
+        Ok(())
+    }
+
+    /// Links every node under its parent and checks the tree (one root, no missing parent,
+    /// duplicate name or cycle).
+    pub fn finish(self) -> Result<Store, &'static str> {
+        if self.order.is_empty() {
+            return Err("no root");
+        }
+        Store::link(self.chunks, self.order)
     }
 }
 
