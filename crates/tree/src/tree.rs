@@ -400,6 +400,16 @@ impl DataTree {
         }
     }
 
+    /// Puts a node's earlier name+data back (rollback), keeping the data size count right.
+    fn restore_blob(&mut self, id: u32, blob: Blob) -> &mut Node {
+        let old_len = blob.data().len() as u64;
+        let n = self.store.get_mut(id);
+        let new_len = n.blob.data().len() as u64;
+        n.blob = blob;
+        self.data_bytes = self.data_bytes - new_len + old_len;
+        self.store.get_mut(id)
+    }
+
     fn rollback(&mut self, undo: Vec<Undo>) {
         for u in undo.into_iter().rev() {
             match u {
@@ -434,21 +444,13 @@ impl DataTree {
                     mtime,
                     version,
                 } => {
-                    let n = self.store.get_mut(id);
-                    let new_len = n.blob.data().len() as u64;
-                    let old_len = blob.data().len() as u64;
-                    n.blob = blob;
+                    let n = self.restore_blob(id, blob);
                     n.mzxid = mzxid;
                     n.mtime = mtime;
                     n.version = version;
-                    self.data_bytes = self.data_bytes - new_len + old_len;
                 }
                 Undo::QuotaData { id, blob } => {
-                    let n = self.store.get_mut(id);
-                    let new_len = n.blob.data().len() as u64;
-                    let old_len = blob.data().len() as u64;
-                    n.blob = blob;
-                    self.data_bytes = self.data_bytes - new_len + old_len;
+                    self.restore_blob(id, blob);
                 }
                 Undo::QuotaPath { path, added } => {
                     if added {
