@@ -88,6 +88,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot open the Raft log: {e}"))?;
+    let flushes = log.flushes();
 
     let (core, proposals) = Core::new(config.clone(), my_id, sm_state);
     {
@@ -154,7 +155,12 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let mut tasks = vec![
-        tokio::spawn(proposer::run(core.clone(), raft.clone(), proposals)),
+        tokio::spawn(proposer::run(
+            core.clone(),
+            raft.clone(),
+            proposals,
+            flushes,
+        )),
         tokio::spawn(session_ticker(core.clone(), raft.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
         tokio::spawn(accept_loop(core.clone(), listener)),

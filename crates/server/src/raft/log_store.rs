@@ -9,7 +9,9 @@
 //! - `meta`: vote and purge point; `committed`: the committed log id. Both are
 //!   `[magic 8 bytes][body length u32 BE][CRC-32C of body u32 BE][body = postcard]` and are
 //!   replaced atomically (write `<name>.tmp`, fsync, rename, fsync the directory); `committed`
-//!   skips the fsyncs, a stale committed id being safe.
+//!   skips the fsyncs and is rewritten at most once a second (and when the log closes), a
+//!   stale committed id being safe: replacing a file on every commit cost a file creation and
+//!   a journal commit per write group.
 //! - `LOCK`: locked (flock) while a [`LogStore`] is open, so two servers cannot share a log.
 //!
 //! Appends return at once: the entries are readable from memory straight away, and the writer
@@ -241,6 +243,9 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     fsyncs: AtomicU64,
+    /// Counts the writer's completed flush groups (durable or failed): the proposer hands
+    /// openraft its next batch when this moves, which is when openraft can take it.
+    flushes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Called by the writer thread once an append is durable (or failed).
@@ -832,6 +837,7 @@ impl LogStore {
                 appends: 0,
             }),
             fsyncs,
+            flushes: tokio::sync::watch::Sender::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -848,6 +854,8 @@ impl LogStore {
             err: None,
             poisoned: None,
             dir_dirty: false,
+            committed: None,
+            committed_at: None,
         };
         let handle = std::thread::Builder::new()
             .name("concord-log-writer".into())
@@ -859,6 +867,12 @@ impl LogStore {
             writer: Some(handle),
             recovery,
         })
+    }
+
+    /// Follows the number of completed append flushes (each reports one or more appends
+    /// durable, or failed).
+    pub fn flushes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.flushes.subscribe()
     }
 
     /// Number of fsync/fdatasync calls (files and directory) made so far.
@@ -963,7 +977,14 @@ struct Writer {
     poisoned: Option<String>,
     /// A segment was created or deleted since the directory was last synced.
     dir_dirty: bool,
+    /// The newest committed id not yet written to `committed`, and when that file was last
+    /// written.
+    committed: Option<Option<LogId>>,
+    committed_at: Option<std::time::Instant>,
 }
+
+/// Least time between two rewrites of the `committed` file.
+const COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn copy_result(r: &io::Result<()>) -> io::Result<()> {
     match r {
@@ -977,7 +998,6 @@ impl Writer {
         while let Ok(job) = rx.recv() {
             let mut jobs = vec![job];
             jobs.extend(rx.try_iter());
-            let mut committed = None;
             for job in jobs {
                 match job {
                     Job::Append {
@@ -988,7 +1008,7 @@ impl Writer {
                         self.write_entries(&entries, append);
                         self.pending.push(done);
                     }
-                    Job::SaveCommitted(c) => committed = Some(c),
+                    Job::SaveCommitted(c) => self.committed = Some(c),
                     Job::Truncate { index, reply } => {
                         self.flush();
                         let _ = reply.send(self.guarded(|w| w.truncate(index)));
@@ -1007,9 +1027,21 @@ impl Writer {
                 }
             }
             self.flush();
-            if let Some(c) = committed {
-                self.write_committed(c);
+            if self.committed.is_some()
+                && self
+                    .committed_at
+                    .is_none_or(|t| t.elapsed() >= COMMITTED_EVERY)
+            {
+                self.save_committed();
             }
+        }
+        self.save_committed();
+    }
+
+    fn save_committed(&mut self) {
+        if let Some(c) = self.committed.take() {
+            self.write_committed(c);
+            self.committed_at = Some(std::time::Instant::now());
         }
     }
 
@@ -1219,8 +1251,12 @@ impl Writer {
                 self.buf.clear();
             }
         }
+        let appends = self.pending.len();
         for done in self.pending.drain(..) {
             done(copy_result(&result));
+        }
+        if appends > 0 {
+            self.shared.flushes.send_modify(|n| *n += 1);
         }
     }
 
