@@ -5,7 +5,10 @@
 //!   u32 BE = 1, first index u64 BE, CRC-32C of those 20 bytes u32 BE), then records
 //!   `[payload length u32 BE][CRC-32C of payload u32 BE][payload = postcard(Entry)]` with
 //!   consecutive indexes. A new segment starts once the current one reaches `segment_bytes`;
-//!   indexes run on from one segment to the next.
+//!   indexes run on from one segment to the next. The file is extended with zeros ahead of
+//!   the records, `prealloc_bytes` at a time, so most fdatasyncs write only data and not the
+//!   file size as well (about 0.25 instead of 0.4 ms here); a zero record header marks the end
+//!   of the records, and a segment's zero tail is cut when the next segment starts.
 //! - `meta`: vote and purge point; `committed`: the committed log id. Both are
 //!   `[magic 8 bytes][body length u32 BE][CRC-32C of body u32 BE][body = postcard]` and are
 //!   replaced atomically (write `<name>.tmp`, fsync, rename, fsync the directory); `committed`
@@ -67,6 +70,9 @@ pub struct LogOptions {
     /// ones are read back from their segment. An entry holds a whole batch of txns, so this
     /// is kept small: at 10 000 it held about 65 MB with a million creates.
     pub cache_entries: usize,
+    /// Extend the segment with this many zero bytes at a time ahead of the records (default
+    /// 1 MiB; 0 turns it off).
+    pub prealloc_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -75,6 +81,7 @@ impl Default for LogOptions {
             fsync: true,
             segment_bytes: 64 << 20,
             cache_entries: 128,
+            prealloc_bytes: 1 << 20,
         }
     }
 }
@@ -495,8 +502,10 @@ struct WSeg {
     file: Arc<File>,
     /// Byte offset of each entry's record.
     offsets: Vec<u64>,
-    /// Length of the file including buffered, not yet written bytes.
+    /// Length of the records including buffered, not yet written bytes.
     len: u64,
+    /// Length of the file: the records then zeros.
+    alloc: u64,
     /// Written since the last sync.
     dirty: bool,
 }
@@ -736,6 +745,10 @@ impl LogStore {
                         pos += REC_HEADER as usize + body.len();
                         loader.push(log_id.index, body, &shared_path, loc);
                     }
+                    Rec::Bad(_) if bytes[pos..].iter().all(|&b| b == 0) => {
+                        // The zeros the writer extends segments with: the records end here.
+                        break;
+                    }
                     Rec::Bad(why) => {
                         if !is_last {
                             return Err(corrupt(
@@ -756,7 +769,9 @@ impl LogStore {
                     }
                 }
             }
+            let mut alloc = bytes.len() as u64;
             if let Some(why) = torn {
+                alloc = pos as u64;
                 let dropped = (bytes.len() - pos) as u64;
                 tracing::warn!(
                     file = %path.display(),
@@ -794,6 +809,7 @@ impl LogStore {
                 file: Arc::new(file),
                 offsets,
                 len: pos as u64,
+                alloc,
                 dirty: false,
             });
         }
@@ -854,6 +870,7 @@ impl LogStore {
             err: None,
             poisoned: None,
             dir_dirty: false,
+            zeros: Vec::new(),
             committed: None,
             committed_at: None,
         };
@@ -977,6 +994,8 @@ struct Writer {
     poisoned: Option<String>,
     /// A segment was created or deleted since the directory was last synced.
     dir_dirty: bool,
+    /// Zero bytes for extending segments.
+    zeros: Vec<u8>,
     /// The newest committed id not yet written to `committed`, and when that file was last
     /// written.
     committed: Option<Option<LogId>>,
@@ -1119,13 +1138,41 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let Some(seg) = self.segs.last() else {
+        let step = self.opts.prealloc_bytes;
+        let Some(seg) = self.segs.last_mut() else {
             return Err(io::Error::other("no segment to write to"));
         };
         seg.file
             .write_all_at(&self.buf, self.buf_pos)
             .map_err(ctx(&seg.path))?;
+        let end = self.buf_pos + self.buf.len() as u64;
         self.buf.clear();
+        if step > 0 && end > seg.alloc {
+            // Zeros up to the next multiple of the step, written (and synced) with these
+            // records, so the next groups' fdatasyncs do not change the file's size.
+            let target = end.div_ceil(step) * step;
+            let from = seg.alloc.max(end);
+            if self.zeros.len() < (target - from) as usize {
+                self.zeros.resize((target - from) as usize, 0);
+            }
+            seg.file
+                .write_all_at(&self.zeros[..(target - from) as usize], from)
+                .map_err(ctx(&seg.path))?;
+            seg.alloc = target;
+        }
+        seg.alloc = seg.alloc.max(end);
+        Ok(())
+    }
+
+    /// Cuts the zeros after the records of the last segment (before a new segment starts).
+    fn cut_zero_tail(&mut self) -> io::Result<()> {
+        if let Some(s) = self.segs.last_mut() {
+            if s.alloc > s.len {
+                s.file.set_len(s.len).map_err(ctx(&s.path))?;
+                s.alloc = s.len;
+                s.dirty = true;
+            }
+        }
         Ok(())
     }
 
@@ -1154,6 +1201,7 @@ impl Writer {
                 }
             } else {
                 self.write_buf()?;
+                self.cut_zero_tail()?;
             }
         }
         self.create_segment(index)
@@ -1183,6 +1231,7 @@ impl Writer {
             file: Arc::new(f),
             offsets: Vec::new(),
             len: SEG_HEADER,
+            alloc: SEG_HEADER,
             dirty: true,
         };
         self.shared.state.lock().files.insert(
@@ -1277,6 +1326,7 @@ impl Writer {
                 s.file.set_len(cut).map_err(ctx(&s.path))?;
                 s.offsets.truncate(keep);
                 s.len = cut;
+                s.alloc = cut;
                 if self.opts.fsync {
                     s.file.sync_all().map_err(ctx(&s.path))?;
                     self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -1707,6 +1757,7 @@ mod tests {
             fsync: true,
             segment_bytes,
             cache_entries,
+            prealloc_bytes: 256,
         }
     }
 
@@ -1864,6 +1915,15 @@ mod tests {
         out
     }
 
+    /// Where the records of a segment file end (the zeros it was extended with start).
+    fn records_end(bytes: &[u8]) -> usize {
+        let mut pos = SEG_HEADER as usize;
+        while let Rec::Valid(body) = record_at(bytes, pos) {
+            pos += REC_HEADER as usize + body.len();
+        }
+        pos
+    }
+
     fn append_bytes(path: &Path, bytes: &[u8]) {
         let mut f = OpenOptions::new().append(true).open(path).unwrap();
         f.write_all(bytes).unwrap();
@@ -1872,15 +1932,31 @@ mod tests {
     #[tokio::test]
     async fn torn_tail_is_cut_and_the_log_goes_on() {
         let dir = tempfile::tempdir().unwrap();
+        // Not extended with zeros, so the damage below goes right after the records.
+        let o = LogOptions {
+            prealloc_bytes: 0,
+            ..LogOptions::default()
+        };
         {
-            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
             append(&mut s, entries(1, 1, 10)).await;
         }
         let seg = seg_path(dir.path(), 1);
         let good = fs::metadata(&seg).unwrap().len();
+        // Zeros alone are where the records end, as in a segment extended ahead of them.
+        append_bytes(&seg, &[0u8; 37]);
+        let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(s.recovery().torn_tail, None);
+        assert_eq!(all(&mut s).await, entries(1, 1, 10));
+        drop(s);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(good)
+            .unwrap();
         let full = record(&entry(1, 11), false);
         let tails: Vec<(Vec<u8>, &str)> = vec![
-            (vec![0u8; 37], "zero bytes"),
             (full[..full.len() - 3].to_vec(), "incomplete record"),
             (full[..5].to_vec(), "incomplete record header"),
             (vec![0xab; 3], "incomplete record header"),
@@ -1888,7 +1964,7 @@ mod tests {
         ];
         for (tail, why) in tails {
             append_bytes(&seg, &tail);
-            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
             let torn = s.recovery().torn_tail.clone().expect("the tail is cut");
             assert_eq!(torn.file, seg);
             assert_eq!(torn.offset, good);
@@ -1909,6 +1985,76 @@ mod tests {
             all(&mut s).await,
             [entries(1, 1, 10), entries(2, 11, 12)].concat()
         );
+    }
+
+    #[tokio::test]
+    async fn segments_are_extended_with_zeros_ahead_of_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = LogOptions {
+            segment_bytes: 200,
+            cache_entries: 4,
+            prealloc_bytes: 1024,
+            ..LogOptions::default()
+        };
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            append(&mut s, entries(1, 1, 3)).await;
+        }
+        let seg1 = seg_path(dir.path(), 1);
+        let bytes = fs::read(&seg1).unwrap();
+        let end = records_end(&bytes);
+        assert_eq!(bytes.len() % 1024, 0);
+        assert!(bytes.len() > end, "{} <= {end}", bytes.len());
+        assert!(bytes[end..].iter().all(|&b| b == 0));
+
+        // Reopened: the zeros are no torn tail, and appends go on over them.
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            assert_eq!(s.recovery().torn_tail, None);
+            assert_eq!(all(&mut s).await, entries(1, 1, 3));
+            for i in 4..=40 {
+                append(&mut s, vec![entry(1, i)]).await;
+            }
+        }
+        let segs = seg_files(dir.path());
+        assert!(segs.len() >= 3, "{segs:?}");
+        for (k, first) in segs.iter().enumerate() {
+            let bytes = fs::read(seg_path(dir.path(), *first)).unwrap();
+            if k + 1 < segs.len() {
+                // The zeros are cut once the next segment starts.
+                assert_eq!(records_end(&bytes), bytes.len(), "segment {first}");
+            } else {
+                assert_eq!(bytes.len() % 1024, 0, "segment {first}");
+            }
+        }
+
+        // A crash before that cut reached the disk: a zero tail on an earlier segment.
+        let earlier = seg_path(dir.path(), segs[0]);
+        append_bytes(&earlier, &[0u8; 100]);
+        // A record torn inside the last segment's zeros.
+        let last = seg_path(dir.path(), *segs.last().unwrap());
+        let bytes = fs::read(&last).unwrap();
+        let end = records_end(&bytes);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .unwrap()
+            .write_all_at(&record(&entry(1, 41), true), end as u64)
+            .unwrap();
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            let t = s
+                .recovery()
+                .torn_tail
+                .clone()
+                .expect("the torn record is cut");
+            assert_eq!((t.file, t.offset), (last.clone(), end as u64));
+            assert_eq!(all(&mut s).await, entries(1, 1, 40));
+            append(&mut s, entries(1, 41, 45)).await;
+        }
+        let mut s = LogStore::open(dir.path(), o).unwrap();
+        assert_eq!(s.recovery().torn_tail, None);
+        assert_eq!(all(&mut s).await, entries(1, 1, 45));
     }
 
     #[tokio::test]
@@ -1947,7 +2093,9 @@ mod tests {
             append(&mut s, entries(1, 1, 10)).await;
         }
         let seg = seg_path(dir.path(), 1);
-        let pristine = fs::read(&seg).unwrap();
+        // Without the zeros the segment was extended with.
+        let mut pristine = fs::read(&seg).unwrap();
+        pristine.truncate(records_end(&pristine));
         let mut bytes = pristine.clone();
         bytes[SEG_HEADER as usize + REC_HEADER as usize + 2] ^= 0xff;
         fs::write(&seg, &bytes).unwrap();
