@@ -351,9 +351,22 @@ impl Core {
     /// Counts applied txns and signals when a snapshot is due.
     pub fn note_applied(&self, sm: &mut SmState, txns: u64) {
         sm.txns_since_snapshot += txns;
-        if sm.txns_since_snapshot >= self.snapshot_threshold.load(Ordering::Relaxed) {
+        if self.due(sm) {
             self.snapshot_wanted.notify_one();
         }
+    }
+
+    /// Whether enough txns have been applied since the last snapshot to take another.
+    pub fn snapshot_due(&self) -> bool {
+        self.due(&self.sm.read())
+    }
+
+    /// Due after the (randomised) snapCount threshold of txns, and, for big trees, not before
+    /// a quarter of the znode count: rewriting the whole tree after every 50-100k small writes
+    /// costs a large tree far more than replaying those writes at start-up.
+    fn due(&self, sm: &SmState) -> bool {
+        let threshold = self.snapshot_threshold.load(Ordering::Relaxed);
+        sm.txns_since_snapshot >= threshold.max(sm.tree.node_count() as u64 / 4)
     }
 
     /// Resets the snapshot counter when a snapshot starts (and re-randomises the threshold, as

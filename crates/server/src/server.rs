@@ -294,6 +294,10 @@ async fn session_ticker(core: Arc<Core>, raft: Raft) {
 async fn snapshot_trigger(core: Arc<Core>, raft: Raft) {
     loop {
         core.snapshot_wanted.notified().await;
+        // The permit may be left over from before the last snapshot started.
+        if !core.snapshot_due() {
+            continue;
+        }
         if let Err(e) = raft.trigger().snapshot().await {
             tracing::warn!("cannot trigger snapshot: {e}");
         }
