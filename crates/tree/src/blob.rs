@@ -1,7 +1,8 @@
-//! `Blob`: one shared, immutable heap allocation holding a znode's name and data.
+//! `Blob`: one shared, immutable heap allocation holding a znode's name and data, and for
+//! ephemeral, container and TTL nodes the ephemeralOwner field (it never changes after create).
 //!
 //! A single thin pointer (8 bytes in the node) to `[refcount u32][name_len u32][data_len u32]
-//! [name][data]`. Sharing is what lets a snapshot keep reading old versions while writes go on:
+//! [owner i64, only when the top bit of name_len is set][name][data]`. Sharing is what lets a snapshot keep reading old versions while writes go on:
 //! a copy-on-write chunk copy bumps the counts instead of copying the bytes.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
@@ -18,6 +19,9 @@ struct Header {
 const HDR: usize = std::mem::size_of::<Header>();
 /// `data_len` value marking null data (ZooKeeper keeps null apart from empty).
 const NULL_DATA: u32 = u32::MAX;
+/// Set in `name_len` when an owner follows the header.
+const OWNER_FLAG: u32 = 1 << 31;
+const OWNER: usize = 8;
 
 /// A reference-counted, immutable (name, data) pair.
 pub struct Blob {
@@ -41,10 +45,16 @@ impl Blob {
 
     /// Allocates a blob whose data may be null.
     pub fn new_opt(name: &[u8], data: Option<&[u8]>) -> Blob {
+        Blob::with_owner(name, data, 0)
+    }
+
+    /// Allocates a blob with an ephemeralOwner value (stored only when it is not 0).
+    pub fn with_owner(name: &[u8], data: Option<&[u8]>, owner: i64) -> Blob {
         let null = data.is_none();
         let data = data.unwrap_or(&[]);
-        assert!(name.len() < u32::MAX as usize && data.len() < u32::MAX as usize);
-        let lay = layout(name.len() + data.len());
+        assert!(name.len() < OWNER_FLAG as usize && data.len() < u32::MAX as usize);
+        let extra = if owner != 0 { OWNER } else { 0 };
+        let lay = layout(extra + name.len() + data.len());
         // SAFETY: the layout has a non-zero size (the header).
         let raw = unsafe { alloc(lay) } as *mut Header;
         let Some(ptr) = NonNull::new(raw) else {
@@ -54,10 +64,14 @@ impl Blob {
         unsafe {
             raw.write(Header {
                 refs: AtomicU32::new(1),
-                name_len: name.len() as u32,
+                name_len: name.len() as u32 | if extra > 0 { OWNER_FLAG } else { 0 },
                 data_len: if null { NULL_DATA } else { data.len() as u32 },
             });
-            let body = (raw as *mut u8).add(HDR);
+            let mut body = (raw as *mut u8).add(HDR);
+            if extra > 0 {
+                std::ptr::copy_nonoverlapping(owner.to_ne_bytes().as_ptr(), body, OWNER);
+                body = body.add(OWNER);
+            }
             std::ptr::copy_nonoverlapping(name.as_ptr(), body, name.len());
             std::ptr::copy_nonoverlapping(data.as_ptr(), body.add(name.len()), data.len());
         }
@@ -69,20 +83,45 @@ impl Blob {
         unsafe { self.ptr.as_ref() }
     }
 
+    fn extra(&self) -> usize {
+        if self.header().name_len & OWNER_FLAG != 0 {
+            OWNER
+        } else {
+            0
+        }
+    }
+
+    fn name_len(&self) -> usize {
+        (self.header().name_len & !OWNER_FLAG) as usize
+    }
+
     fn body(&self) -> *const u8 {
-        // SAFETY: the body follows the header inside the same allocation.
-        unsafe { (self.ptr.as_ptr() as *const u8).add(HDR) }
+        // SAFETY: the body follows the header (and owner) inside the same allocation.
+        unsafe { (self.ptr.as_ptr() as *const u8).add(HDR + self.extra()) }
+    }
+
+    /// The ephemeralOwner field the node was created with (0 for a persistent node).
+    pub fn owner(&self) -> i64 {
+        if self.extra() == 0 {
+            return 0;
+        }
+        let mut b = [0u8; OWNER];
+        // SAFETY: the owner's 8 bytes follow the header when the flag is set.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (self.ptr.as_ptr() as *const u8).add(HDR),
+                b.as_mut_ptr(),
+                OWNER,
+            )
+        };
+        i64::from_ne_bytes(b)
     }
 
     /// The node's name (the last path segment).
     pub fn name(&self) -> &str {
-        let h = self.header();
         // SAFETY: name bytes were copied from a &str (or validated UTF-8) at construction.
         unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
-                self.body(),
-                h.name_len as usize,
-            ))
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.body(), self.name_len()))
         }
     }
 
@@ -105,19 +144,18 @@ impl Blob {
 
     /// The node's data (empty when null).
     pub fn data(&self) -> &[u8] {
-        let h = self.header();
         // SAFETY: data bytes follow the name within the allocation.
-        unsafe { std::slice::from_raw_parts(self.body().add(h.name_len as usize), self.data_len()) }
+        unsafe { std::slice::from_raw_parts(self.body().add(self.name_len()), self.data_len()) }
     }
 
-    /// A new blob with the same name and other (possibly null) data.
+    /// A new blob with the same name and owner and other (possibly null) data.
     pub fn with_data(&self, data: Option<&[u8]>) -> Blob {
-        Blob::new_opt(self.name().as_bytes(), data)
+        Blob::with_owner(self.name().as_bytes(), data, self.owner())
     }
 
     /// Heap bytes held by this blob (for accounting).
     pub fn heap_size(&self) -> usize {
-        HDR + self.header().name_len as usize + self.data_len()
+        HDR + self.extra() + self.name_len() + self.data_len()
     }
 }
 
@@ -137,7 +175,7 @@ impl Drop for Blob {
             return;
         }
         fence(Ordering::Acquire);
-        let lay = layout(self.header().name_len as usize + self.data_len());
+        let lay = layout(self.extra() + self.name_len() + self.data_len());
         // SAFETY: this was the last reference; the allocation came from `alloc(lay)`.
         unsafe { dealloc(self.ptr.as_ptr() as *mut u8, lay) };
     }
@@ -175,5 +213,22 @@ mod tests {
         assert_eq!(e.heap_size(), HDR);
         let t = std::thread::spawn(move || c.data().len());
         assert_eq!(t.join().unwrap(), 6);
+    }
+
+    #[test]
+    fn keeps_an_owner_through_a_data_change() {
+        let b = Blob::with_owner(b"eph", Some(b"x"), -0x1234_5678_9abc);
+        assert_eq!(
+            (b.name(), b.data(), b.owner()),
+            ("eph", &b"x"[..], -0x1234_5678_9abc)
+        );
+        assert_eq!(b.heap_size(), HDR + OWNER + 4);
+        let c = b.with_data(None);
+        assert_eq!(
+            (c.name(), c.is_null(), c.owner()),
+            ("eph", true, -0x1234_5678_9abc)
+        );
+        assert_eq!(Blob::new(b"p", b"").owner(), 0);
+        assert_eq!(Blob::with_owner(b"p", None, 0).heap_size(), HDR + 1);
     }
 }

@@ -15,7 +15,7 @@
 //! cross-checked, so a damaged file is rejected rather than served.
 
 use crate::blob::Blob;
-use crate::store::{Node, StoreLoader};
+use crate::store::{Dir, Node, StoreLoader};
 use crate::tree::{AclTable, DataTree, FrozenTree, Session, ROOT_PARENT};
 use concord_jute::codec::{write_buffer, write_i32, write_i64, Reader};
 use concord_jute::records::{read_acl_vec, write_acl_vec};
@@ -90,8 +90,8 @@ pub fn write_snapshot<W: Write>(t: &FrozenTree, w: W) -> io::Result<()> {
         write_buffer(b, passwd);
     }
     cw.maybe_flush()?;
-    for (id, n) in t.nodes.nodes() {
-        encode_node(&mut cw.buf, id, n);
+    for (id, n, d) in t.nodes.nodes() {
+        encode_node(&mut cw.buf, id, n, &d);
         cw.maybe_flush()?;
     }
     cw.buf.push(0);
@@ -153,16 +153,16 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
     if v2 {
         let mut c = Cursor(r.rest());
         while c.byte()? != 0 {
-            let (id, n) = decode_node(&mut c)?;
-            nodes.push(id, n).map_err(err)?;
+            let (id, n, d) = decode_node(&mut c)?;
+            nodes.push(id, n, d).map_err(err)?;
         }
         if !c.0.is_empty() {
             return Err(err("trailing bytes after the node list"));
         }
     } else {
         while r.read_bool().map_err(d)? {
-            let (id, n) = decode_node_v1(&mut r)?;
-            nodes.push(id, n).map_err(err)?;
+            let (id, n, d) = decode_node_v1(&mut r)?;
+            nodes.push(id, n, d).map_err(err)?;
         }
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the node list"));
@@ -206,17 +206,18 @@ fn unzig(v: u64) -> i64 {
 }
 
 /// Appends one node in format 2 (see the module comment).
-fn encode_node(b: &mut Vec<u8>, id: u32, n: &Node) {
+fn encode_node(b: &mut Vec<u8>, id: u32, n: &Node, d: &Dir) {
+    let owner = n.ephemeral_owner();
     let mut flags = 0;
     for (bit, differs) in [
         (F_MZXID, n.mzxid != n.czxid),
-        (F_PZXID, n.pzxid != n.czxid),
+        (F_PZXID, d.pzxid != n.czxid),
         (F_MTIME, n.mtime != n.ctime),
         (F_VERSION, n.version != 0),
-        (F_CVERSION, n.cversion != 0),
+        (F_CVERSION, d.cversion != 0),
         (F_AVERSION, n.aversion != 0),
-        (F_OWNER, n.ephemeral_owner != 0),
-        (F_CHILDREN, n.num_children != 0),
+        (F_OWNER, owner != 0),
+        (F_CHILDREN, d.num_children != 0),
     ] {
         if differs {
             flags |= bit;
@@ -231,13 +232,13 @@ fn encode_node(b: &mut Vec<u8>, id: u32, n: &Node) {
     b.push(flags);
     let opt = [
         (F_MZXID, n.mzxid.wrapping_sub(n.czxid)),
-        (F_PZXID, n.pzxid.wrapping_sub(n.czxid)),
+        (F_PZXID, d.pzxid.wrapping_sub(n.czxid)),
         (F_MTIME, n.mtime.wrapping_sub(n.ctime)),
         (F_VERSION, n.version as i64),
-        (F_CVERSION, n.cversion as i64),
+        (F_CVERSION, d.cversion as i64),
         (F_AVERSION, n.aversion as i64),
-        (F_OWNER, n.ephemeral_owner),
-        (F_CHILDREN, n.num_children as i64),
+        (F_OWNER, owner),
+        (F_CHILDREN, d.num_children as i64),
     ];
     for (bit, v) in opt {
         if flags & bit != 0 {
@@ -294,7 +295,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Reads one node in format 2 (after its leading 1 byte).
-fn decode_node(c: &mut Cursor<'_>) -> Result<(u32, Node), SnapshotError> {
+fn decode_node(c: &mut Cursor<'_>) -> Result<(u32, Node, Dir), SnapshotError> {
     let id = c.u32()?;
     let parent = c.u32()?.wrapping_sub(1);
     let acl = c.u32()?.wrapping_sub(1);
@@ -331,7 +332,7 @@ fn decode_node(c: &mut Cursor<'_>) -> Result<(u32, Node), SnapshotError> {
 }
 
 /// Reads one node in format 1 (after its leading 1 byte).
-fn decode_node_v1(r: &mut Reader<'_>) -> Result<(u32, Node), SnapshotError> {
+fn decode_node_v1(r: &mut Reader<'_>) -> Result<(u32, Node, Dir), SnapshotError> {
     let d = |e: concord_jute::DecodeError| err(format!("malformed: {e}"));
     let id = r.read_i32().map_err(d)? as u32;
     let parent = r.read_i32().map_err(d)? as u32;
@@ -368,23 +369,20 @@ fn build_node(
     data: Option<&[u8]>,
     [czxid, mzxid, pzxid, ctime, mtime, owner]: [i64; 6],
     [version, cversion, aversion, num_children]: [i32; 4],
-) -> Result<(u32, Node), SnapshotError> {
+) -> Result<(u32, Node, Dir), SnapshotError> {
     if std::str::from_utf8(name).is_err() {
         return Err(err("node name is not UTF-8"));
     }
     if (id == 0) != (parent == ROOT_PARENT) {
         return Err(err("root/parent mismatch"));
     }
-    let mut n = Node::new(Blob::new_opt(name, data), acl, czxid, ctime, owner);
+    let mut n = Node::new(Blob::with_owner(name, data, owner), acl, czxid, ctime);
     n.parent = parent;
     n.mzxid = mzxid;
-    n.pzxid = pzxid;
     n.mtime = mtime;
     n.version = version;
-    n.cversion = cversion;
     n.aversion = aversion;
-    n.num_children = num_children;
-    Ok((id, n))
+    Ok((id, n, Dir::new(num_children, cversion, pzxid)))
 }
 
 #[cfg(test)]

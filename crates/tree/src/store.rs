@@ -1,12 +1,17 @@
 //! Node storage: a slab of nodes in copy-on-write chunks, a hash index from (parent, name) to
-//! node id, and intrusive sibling lists for children.
+//! node id, intrusive sibling lists for children, and a table of [`Dir`] records for the nodes
+//! that have (or had) children.
+//!
+//! A node slot is 64 bytes. What only a parent needs (its first child, child count, cversion
+//! and pzxid) is in the `Dir` table, keyed by node id: most znodes are leaves and never get a
+//! record. The ephemeralOwner is in the node's blob (it never changes after create).
 //!
 //! Cloning the chunk list ([`Store::freeze`]) is how a snapshot gets a consistent view in
 //! microseconds: later writes copy a chunk (and bump its blobs' counts) the first time they touch
 //! it, so the snapshot keeps the old version and writes never wait for the snapshot.
 
 use crate::blob::Blob;
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -17,69 +22,65 @@ pub const ROOT: u32 = 0;
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
-/// One znode: its blob (name and data), links, ACL reference and Stat fields.
+/// One znode: its blob (name, data, owner), sibling links, ACL reference and the Stat fields
+/// every node has.
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// Name and data.
+    /// Name, data and ephemeralOwner.
     pub blob: Blob,
     /// Parent id (NIL for the root).
     pub parent: u32,
-    first_child: u32,
     next: u32,
     prev: u32,
     /// Index into the ACL table.
     pub acl: u32,
-    /// Number of children.
-    pub num_children: i32,
     /// Data version.
     pub version: i32,
-    /// Child version.
-    pub cversion: i32,
     /// ACL version.
     pub aversion: i32,
     /// Create zxid.
     pub czxid: i64,
     /// Last modification zxid.
     pub mzxid: i64,
-    /// Last child change zxid.
-    pub pzxid: i64,
     /// Create time (ms).
     pub ctime: i64,
     /// Modification time (ms).
     pub mtime: i64,
-    /// Ephemeral owner / container / TTL marker.
-    pub ephemeral_owner: i64,
 }
 
+// A million znodes cost 64 MB of slots: keep it that way.
+const _: () = assert!(std::mem::size_of::<Option<Node>>() == 64);
+
 impl Node {
-    /// A node with the given name, data and Stat fields, not yet linked.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(blob: Blob, acl: u32, zxid: i64, time: i64, ephemeral_owner: i64) -> Node {
+    /// A node with the given blob (whose owner is the ephemeralOwner) and Stat fields, not yet
+    /// linked.
+    pub fn new(blob: Blob, acl: u32, zxid: i64, time: i64) -> Node {
         Node {
             blob,
             parent: NIL,
-            first_child: NIL,
             next: NIL,
             prev: NIL,
             acl,
-            num_children: 0,
             version: 0,
-            cversion: 0,
             aversion: 0,
             czxid: zxid,
             mzxid: zxid,
-            pzxid: zxid,
             ctime: time,
             mtime: time,
-            ephemeral_owner,
         }
     }
 
-    /// The wire Stat of this node, as ZooKeeper reports it: `cversion` is kept as the number of
-    /// child creates (sequential names come from it) and reported as creates + deletes
-    /// (`2 × creates − children`); container and TTL markers read as ephemeralOwner 0.
-    pub fn stat(&self) -> concord_jute::Stat {
-        let owner = self.ephemeral_owner;
+    /// Ephemeral owner session, or the container / TTL marker, or 0.
+    pub fn ephemeral_owner(&self) -> i64 {
+        self.blob.owner()
+    }
+
+    /// The wire Stat of this node with its child fields, as ZooKeeper reports it: `cversion`
+    /// is kept as the number of child creates (sequential names come from it) and reported as
+    /// creates + deletes (`2 × creates − children`); container and TTL markers read as
+    /// ephemeralOwner 0.
+    pub fn stat(&self, d: &Dir) -> concord_jute::Stat {
+        let owner = self.ephemeral_owner();
         let marker = owner == concord_jute::consts::CONTAINER_EPHEMERAL_OWNER
             || (owner as u64) & TTL_MARKER == TTL_MARKER;
         concord_jute::Stat {
@@ -88,18 +89,47 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(self.num_children),
+            cversion: d.cversion.wrapping_mul(2).wrapping_sub(d.num_children),
             aversion: self.aversion,
             ephemeral_owner: if marker { 0 } else { owner },
             data_length: self.blob.data().len() as i32,
-            num_children: self.num_children,
-            pzxid: self.pzxid,
+            num_children: d.num_children,
+            pzxid: d.pzxid,
         }
     }
 }
+
+/// The child fields of a node: kept in the store's table only for nodes that have or had
+/// children; a node without a record has no children, cversion 0 and pzxid = czxid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dir {
+    first_child: u32,
+    /// Number of children.
+    pub num_children: i32,
+    /// Number of child creates (see [`Node::stat`]).
+    pub cversion: i32,
+    /// Last child change zxid.
+    pub pzxid: i64,
+}
+
+impl Dir {
+    /// The record of a node that never had a child.
+    pub fn leaf(czxid: i64) -> Dir {
+        Dir::new(0, 0, czxid)
+    }
+
+    /// Child fields with these values (not yet linked to any child).
+    pub fn new(num_children: i32, cversion: i32, pzxid: i64) -> Dir {
+        Dir {
+            first_child: NIL,
+            num_children,
+            cversion,
+            pzxid,
+        }
+    }
+}
+
+type Dirs = HashMap<u32, Dir, foldhash::fast::FixedState>;
 
 /// The high byte ZooKeeper sets in the ephemeralOwner of a TTL node.
 const TTL_MARKER: u64 = 0xff00_0000_0000_0000;
@@ -110,16 +140,19 @@ type Chunk = Vec<Option<Node>>;
 #[derive(Clone)]
 pub struct Frozen {
     chunks: Vec<Arc<Chunk>>,
+    dirs: Arc<Dirs>,
 }
 
 impl Frozen {
-    /// Every live node with its id, in id order.
-    pub fn nodes(&self) -> impl Iterator<Item = (u32, &Node)> {
-        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .filter_map(move |(i, n)| n.as_ref().map(|n| (((c << CHUNK_BITS) + i) as u32, n)))
+    /// Every live node with its id and child fields, in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (u32, &Node, Dir)> {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk.iter().enumerate().filter_map(move |(i, n)| {
+                let n = n.as_ref()?;
+                let id = ((c << CHUNK_BITS) + i) as u32;
+                let d = self.dirs.get(&id).copied().unwrap_or(Dir::leaf(n.czxid));
+                Some((id, n, d))
+            })
         })
     }
 }
@@ -131,6 +164,12 @@ pub struct Store {
     live: usize,
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
+    /// Shared with a snapshot's [`Frozen`] view until the next change copies it.
+    dirs: Arc<Dirs>,
+}
+
+fn seed() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421)
 }
 
 impl Store {
@@ -141,7 +180,8 @@ impl Store {
             free: Vec::new(),
             live: 0,
             index: HashTable::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421),
+            hasher: seed(),
+            dirs: Arc::new(Dirs::with_hasher(seed())),
         };
         let id = s.alloc(root);
         debug_assert_eq!(id, ROOT);
@@ -170,6 +210,25 @@ impl Store {
         chunk[id as usize & (CHUNK - 1)]
             .as_mut()
             .expect("live node id")
+    }
+
+    /// The child fields of a node.
+    pub fn dir(&self, id: u32) -> Dir {
+        match self.dirs.get(&id) {
+            Some(d) => *d,
+            None => Dir::leaf(self.get(id).czxid),
+        }
+    }
+
+    /// Mutable child fields of a node (creating its record).
+    pub fn dir_mut(&mut self, id: u32) -> &mut Dir {
+        let leaf = Dir::leaf(self.get(id).czxid);
+        Arc::make_mut(&mut self.dirs).entry(id).or_insert(leaf)
+    }
+
+    /// The wire Stat of a node.
+    pub fn stat(&self, id: u32) -> concord_jute::Stat {
+        self.get(id).stat(&self.dir(id))
     }
 
     fn alloc(&mut self, node: Node) -> u32 {
@@ -218,19 +277,24 @@ impl Store {
         Some(id)
     }
 
-    /// Links `node` under `parent` and returns its id. Does not touch the parent's Stat.
-    pub fn insert(&mut self, parent: u32, mut node: Node) -> u32 {
+    /// Links childless `node` under `parent` with its own child fields (`dir`, when it had a
+    /// record) and returns its id. Does not touch the parent's Stat.
+    pub fn insert(&mut self, parent: u32, mut node: Node, dir: Option<Dir>) -> u32 {
         node.parent = parent;
         node.prev = NIL;
-        node.first_child = NIL;
-        node.next = self.get(parent).first_child;
+        node.next = self.dir(parent).first_child;
         let h = self.hash(parent, node.blob.name());
         let next = node.next;
         let id = self.alloc(node);
         if next != NIL {
             self.get_mut(next).prev = id;
         }
-        self.get_mut(parent).first_child = id;
+        self.dir_mut(parent).first_child = id;
+        if let Some(mut d) = dir {
+            debug_assert_eq!(d.num_children, 0, "inserting a node with children");
+            d.first_child = NIL;
+            Arc::make_mut(&mut self.dirs).insert(id, d);
+        }
         let Store {
             index,
             chunks,
@@ -241,17 +305,26 @@ impl Store {
         id
     }
 
-    /// Unlinks and frees a childless node, returning it. Does not touch the parent's Stat.
-    pub fn remove(&mut self, id: u32) -> Node {
+    /// Unlinks and frees a childless node, returning it and its child fields (when it had a
+    /// record). Does not touch the parent's Stat.
+    pub fn remove(&mut self, id: u32) -> (Node, Option<Dir>) {
         let (parent, prev, next, h) = {
             let n = self.get(id);
-            debug_assert_eq!(n.first_child, NIL, "removing a node with children");
             (n.parent, n.prev, n.next, self.hash(n.parent, n.blob.name()))
         };
+        let dir = if self.dirs.contains_key(&id) {
+            Arc::make_mut(&mut self.dirs).remove(&id)
+        } else {
+            None
+        };
+        debug_assert!(
+            dir.is_none_or(|d| d.first_child == NIL),
+            "removing a parent"
+        );
         if prev != NIL {
             self.get_mut(prev).next = next;
         } else {
-            self.get_mut(parent).first_child = next;
+            self.dir_mut(parent).first_child = next;
         }
         if next != NIL {
             self.get_mut(next).prev = prev;
@@ -265,14 +338,14 @@ impl Store {
             .expect("live node id");
         self.free.push(id);
         self.live -= 1;
-        node
+        (node, dir)
     }
 
     /// Ids of the children of `id`.
     pub fn children(&self, id: u32) -> Children<'_> {
         Children {
             store: self,
-            next: self.get(id).first_child,
+            next: self.dir(id).first_child,
         }
     }
 
@@ -299,20 +372,27 @@ impl Store {
     pub fn freeze(&self) -> Frozen {
         Frozen {
             chunks: self.chunks.clone(),
+            dirs: self.dirs.clone(),
         }
     }
 
-    /// Rebuilds a store from nodes read back from a snapshot (ids preserved, links rebuilt).
-    pub fn from_nodes(nodes: Vec<(u32, Node)>) -> Result<Store, &'static str> {
+    /// Rebuilds a store from nodes and their child fields (ids preserved, links rebuilt).
+    pub fn from_nodes(nodes: Vec<(u32, Node, Dir)>) -> Result<Store, &'static str> {
         let mut l = StoreLoader::default();
-        for (id, n) in nodes {
-            l.push(id, n)?;
+        for (id, n, d) in nodes {
+            l.push(id, n, d)?;
         }
         l.finish()
     }
 
-    /// Links the nodes a [`StoreLoader`] placed, builds the name index and checks the shape.
-    fn link(mut chunks: Vec<Chunk>, order: Vec<u32>) -> Result<Store, &'static str> {
+    /// Links the nodes a [`StoreLoader`] placed, builds the name index, counts children and
+    /// checks the shape.
+    fn link(
+        mut chunks: Vec<Chunk>,
+        order: Vec<u32>,
+        mut dirs: Dirs,
+        claimed: HashMap<u32, i32, foldhash::fast::FixedState>,
+    ) -> Result<Store, &'static str> {
         // The last chunk ends at the highest id, so new ids continue from there.
         if let Some(last) = chunks.last_mut() {
             while matches!(last.last(), Some(None)) {
@@ -329,12 +409,17 @@ impl Store {
         if root.is_none_or(|r| r.parent != NIL) {
             return Err("missing root");
         }
+        for d in dirs.values_mut() {
+            d.first_child = NIL;
+            d.num_children = 0;
+        }
         let mut s = Store {
             chunks: chunks.into_iter().map(Arc::new).collect(),
             free: Vec::new(),
             live: order.len(),
             index: HashTable::with_capacity(order.len()),
-            hasher: foldhash::fast::FixedState::with_seed(0x636f_6e63_6f72_6421),
+            hasher: seed(),
+            dirs: Arc::new(Dirs::with_hasher(seed())),
         };
         for id in (0..slots as u32).rev() {
             if s.slot(id).is_none() {
@@ -346,22 +431,21 @@ impl Store {
                 continue;
             }
             let parent = s.get(id).parent;
-            if s.slot(parent).is_none() || parent == id {
+            let Some(pn) = s.slot(parent).filter(|_| parent != id) else {
                 return Err("node with a missing parent");
-            }
+            };
             let name = s.get(id).blob.name().to_string();
             if s.child(parent, &name).is_some() {
                 return Err("duplicate child name");
             }
-            let first = s.get(parent).first_child;
-            {
-                let n = s.get_mut(id);
-                n.next = first;
-            }
+            let pd = dirs.entry(parent).or_insert(Dir::leaf(pn.czxid));
+            let first = pd.first_child;
+            pd.first_child = id;
+            pd.num_children += 1;
+            s.get_mut(id).next = first;
             if first != NIL {
                 s.get_mut(first).prev = id;
             }
-            s.get_mut(parent).first_child = id;
             let h = s.hash(parent, &name);
             let Store {
                 index,
@@ -371,6 +455,21 @@ impl Store {
             } = &mut s;
             index.insert_unique(h, id, |&other| rehash(chunks, hasher, other));
         }
+        for (id, d) in &dirs {
+            if s.slot(*id).is_none() {
+                return Err("child fields of a missing node");
+            }
+            if claimed.get(id).copied().unwrap_or(0) != d.num_children {
+                return Err("child count does not match the children");
+            }
+        }
+        if claimed
+            .iter()
+            .any(|(id, &c)| c != 0 && !dirs.contains_key(id))
+        {
+            return Err("child count does not match the children");
+        }
+        s.dirs = Arc::new(dirs);
         // Reject cycles: every node must reach the root.
         let mut seen_ok = vec![false; slots];
         seen_ok[ROOT as usize] = true;
@@ -401,11 +500,15 @@ impl Store {
 pub struct StoreLoader {
     chunks: Vec<Chunk>,
     order: Vec<u32>,
+    dirs: Dirs,
+    /// Child counts as the snapshot states them, checked against the links.
+    claimed: HashMap<u32, i32, foldhash::fast::FixedState>,
 }
 
 impl StoreLoader {
-    /// Places node `id` (its links are rebuilt by [`StoreLoader::finish`]).
-    pub fn push(&mut self, id: u32, mut n: Node) -> Result<(), &'static str> {
+    /// Places node `id` with its child fields as stored (links and child counts are rebuilt
+    /// by [`StoreLoader::finish`], which checks the stored count).
+    pub fn push(&mut self, id: u32, mut n: Node, d: Dir) -> Result<(), &'static str> {
         let c = (id >> CHUNK_BITS) as usize;
         while self.chunks.len() <= c {
             let mut chunk = Vec::with_capacity(CHUNK);
@@ -416,21 +519,26 @@ impl StoreLoader {
         if slot.is_some() {
             return Err("duplicate node id");
         }
-        n.first_child = NIL;
         n.next = NIL;
         n.prev = NIL;
+        if d.num_children != 0 {
+            self.claimed.insert(id, d.num_children);
+        }
+        if d != Dir::leaf(n.czxid) {
+            self.dirs.insert(id, d);
+        }
         *slot = Some(n);
         self.order.push(id);
         Ok(())
     }
 
     /// Links every node under its parent and checks the tree (one root, no missing parent,
-    /// duplicate name or cycle).
+    /// duplicate name, wrong child count or cycle).
     pub fn finish(self) -> Result<Store, &'static str> {
         if self.order.is_empty() {
             return Err("no root");
         }
-        Store::link(self.chunks, self.order)
+        Store::link(self.chunks, self.order, self.dirs, self.claimed)
     }
 }
 
@@ -472,15 +580,22 @@ mod tests {
     use super::*;
 
     fn node(name: &str) -> Node {
-        Node::new(Blob::new(name.as_bytes(), b""), 0, 1, 1, 0)
+        Node::new(Blob::new(name.as_bytes(), b""), 0, 1, 1)
+    }
+
+    /// Inserts a leaf and counts it in its parent, as the tree does.
+    fn leaf(s: &mut Store, parent: u32, n: Node) -> u32 {
+        let id = s.insert(parent, n, None);
+        s.dir_mut(parent).num_children += 1;
+        id
     }
 
     #[test]
     fn insert_lookup_remove_and_reuse() {
         let mut s = Store::new(node(""));
-        let a = s.insert(ROOT, node("a"));
-        let b = s.insert(a, node("b"));
-        let c = s.insert(a, node("c"));
+        let a = leaf(&mut s, ROOT, node("a"));
+        let b = leaf(&mut s, a, node("b"));
+        let c = leaf(&mut s, a, node("c"));
         assert_eq!(s.lookup("/a/b"), Some(b));
         assert_eq!(s.lookup("/a/c"), Some(c));
         assert_eq!(s.lookup("/a/d"), None);
@@ -492,9 +607,10 @@ mod tests {
         kids.sort();
         assert_eq!(kids, vec!["b", "c"]);
         s.remove(b);
+        s.dir_mut(a).num_children -= 1;
         assert_eq!(s.lookup("/a/b"), None);
         assert_eq!(s.children(a).collect::<Vec<_>>(), vec![c]);
-        let d = s.insert(ROOT, node("d"));
+        let d = leaf(&mut s, ROOT, node("d"));
         assert_eq!(d, b, "freed slot is reused");
         assert_eq!(s.len(), 4);
     }
@@ -504,16 +620,17 @@ mod tests {
         let mut s = Store::new(node(""));
         let mut ids = Vec::new();
         for i in 0..3000 {
-            ids.push(s.insert(ROOT, node(&format!("n{i}"))));
+            ids.push(leaf(&mut s, ROOT, node(&format!("n{i}"))));
         }
         let frozen = s.freeze();
         for &id in &ids[..1500] {
             s.remove(id);
+            s.dir_mut(ROOT).num_children -= 1;
         }
         let x = s.lookup("/n2000").unwrap();
         s.get_mut(x).blob = Blob::new(b"n2000", b"new");
         assert_eq!(frozen.nodes().count(), 3001);
-        let old = frozen.nodes().find(|(id, _)| *id == x).unwrap().1;
+        let old = frozen.nodes().find(|(id, _, _)| *id == x).unwrap().1;
         assert_eq!(old.blob.data(), b"");
         assert_eq!(s.get(x).blob.data(), b"new");
         assert_eq!(s.len(), 1501);
@@ -522,17 +639,71 @@ mod tests {
     #[test]
     fn rebuild_from_nodes() {
         let mut s = Store::new(node(""));
-        let a = s.insert(ROOT, node("a"));
-        s.insert(a, node("b"));
-        let gone = s.insert(ROOT, node("x"));
+        let a = leaf(&mut s, ROOT, node("a"));
+        leaf(&mut s, a, node("b"));
+        let gone = leaf(&mut s, ROOT, node("x"));
         s.remove(gone);
-        let nodes: Vec<_> = s.freeze().nodes().map(|(i, n)| (i, n.clone())).collect();
+        s.dir_mut(ROOT).num_children -= 1;
+        let nodes: Vec<_> = s
+            .freeze()
+            .nodes()
+            .map(|(i, n, d)| (i, n.clone(), d))
+            .collect();
         let r = Store::from_nodes(nodes).unwrap();
         assert_eq!(r.len(), 3);
         assert!(r.lookup("/a/b").is_some());
         assert_eq!(r.children(ROOT).count(), 1);
-        let mut bad: Vec<_> = s.freeze().nodes().map(|(i, n)| (i, n.clone())).collect();
+        let mut bad: Vec<_> = s
+            .freeze()
+            .nodes()
+            .map(|(i, n, d)| (i, n.clone(), d))
+            .collect();
         bad[1].1.parent = 77;
         assert!(Store::from_nodes(bad).is_err());
+        // A stored child count that does not match the children.
+        for (who, delta) in [(ROOT, 1), (a, -1), (a, 1)] {
+            let mut bad: Vec<_> = s
+                .freeze()
+                .nodes()
+                .map(|(i, n, d)| (i, n.clone(), d))
+                .collect();
+            let d = &mut bad.iter_mut().find(|x| x.0 == who).unwrap().2;
+            d.num_children += delta;
+            assert_eq!(
+                Store::from_nodes(bad).err(),
+                Some("child count does not match the children")
+            );
+        }
+    }
+
+    #[test]
+    fn child_fields_live_apart_and_a_snapshot_keeps_their_old_values() {
+        let mut s = Store::new(node(""));
+        let a = leaf(&mut s, ROOT, node("a"));
+        assert_eq!(s.dir(a), Dir::leaf(1));
+        assert_eq!(s.dirs.len(), 1, "only the root has a record");
+        let b = leaf(&mut s, a, node("b"));
+        {
+            let d = s.dir_mut(a);
+            d.cversion = 1;
+            d.pzxid = 9;
+        }
+        let frozen = s.freeze();
+        let (gone, gone_dir) = s.remove(b);
+        s.dir_mut(a).num_children -= 1;
+        s.dir_mut(a).pzxid = 10;
+        assert_eq!(gone.blob.name(), "b");
+        assert_eq!(gone_dir, None, "a leaf has no record");
+        assert_eq!((s.dir(a).num_children, s.dir(a).pzxid), (0, 10));
+        let old = frozen.nodes().find(|x| x.0 == a).unwrap().2;
+        assert_eq!((old.num_children, old.cversion, old.pzxid), (1, 1, 9));
+        assert_eq!(s.stat(a).cversion, 2, "one create and one delete");
+        // A removed parent's record comes back with it.
+        let (n, d) = s.remove(a);
+        s.dir_mut(ROOT).num_children -= 1;
+        assert_eq!(d.map(|d| (d.cversion, d.pzxid)), Some((1, 10)));
+        let a2 = s.insert(ROOT, n, d);
+        assert_eq!((s.dir(a2).cversion, s.dir(a2).pzxid), (1, 10));
+        assert_eq!(s.children(a2).count(), 0);
     }
 }

@@ -3,7 +3,7 @@
 use crate::acl;
 use crate::blob::Blob;
 use crate::path;
-use crate::store::{Frozen, Node, Store, NIL, ROOT};
+use crate::store::{Dir, Frozen, Node, Store, NIL, ROOT};
 use crate::txn::{Txn, TxnOp};
 use concord_jute::{
     consts::{create_mode, event, op, perms, CONTAINER_EPHEMERAL_OWNER, MAX_TTL, TTL_MASK},
@@ -163,6 +163,7 @@ enum Undo {
     Deleted {
         parent: u32,
         node: Box<Node>,
+        dir: Option<Dir>,
         acl: Vec<Acl>,
         pzxid: i64,
     },
@@ -229,7 +230,7 @@ impl DataTree {
     pub fn new(extended_types: bool) -> DataTree {
         let mut acls = AclTable::default();
         let open = acls.intern(Acl::open_unsafe());
-        let root = Node::new(Blob::new(b"", b""), open, 0, 0, 0);
+        let root = Node::new(Blob::new(b"", b""), open, 0, 0);
         let mut t = DataTree {
             store: Store::new(root),
             acls,
@@ -252,9 +253,10 @@ impl DataTree {
         let a = self.acls.intern(acl);
         let id = self.add_node(
             parent,
-            Node::new(Blob::new(name.as_bytes(), b""), a, 0, 0, 0),
+            Node::new(Blob::new(name.as_bytes(), b""), a, 0, 0),
+            None,
         );
-        self.store.get_mut(parent).num_children += 1;
+        self.store.dir_mut(parent).num_children += 1;
         id
     }
 
@@ -279,18 +281,17 @@ impl DataTree {
             extended_types,
             quotas: BTreeSet::new(),
         };
+        // Child counts were checked against the links when the store was built.
         let frozen = t.store.freeze();
-        let mut counts: HashMap<u32, i32> = HashMap::new();
-        for (id, n) in frozen.nodes() {
+        for (id, n, _) in frozen.nodes() {
             match acls.lists.get_mut(n.acl as usize) {
                 Some(Some((_, refs))) => *refs += 1,
                 _ => return Err("node refers to a missing ACL"),
             }
             if id != ROOT {
-                *counts.entry(n.parent).or_default() += 1;
                 t.data_bytes += (n.blob.name().len() + n.blob.data().len()) as u64;
             }
-            match NodeKind::of(n.ephemeral_owner) {
+            match NodeKind::of(n.ephemeral_owner()) {
                 NodeKind::Persistent => {}
                 NodeKind::Container => {
                     t.containers.insert(id);
@@ -307,11 +308,6 @@ impl DataTree {
             }
         }
         drop(frozen);
-        for (id, c) in counts {
-            if t.store.get(id).num_children != c {
-                return Err("child count does not match the children");
-            }
-        }
         // Drop ACL lists nothing refers to.
         for i in 0..acls.lists.len() {
             if matches!(acls.lists[i], Some((_, 0))) {
@@ -328,10 +324,10 @@ impl DataTree {
 
     // ----- bookkeeping shared by every mutation -----
 
-    fn add_node(&mut self, parent: u32, node: Node) -> u32 {
-        let owner = node.ephemeral_owner;
+    fn add_node(&mut self, parent: u32, node: Node, dir: Option<Dir>) -> u32 {
+        let owner = node.ephemeral_owner();
         self.data_bytes += (node.blob.name().len() + node.blob.data().len()) as u64;
-        let id = self.store.insert(parent, node);
+        let id = self.store.insert(parent, node, dir);
         match NodeKind::of(owner) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
@@ -349,10 +345,10 @@ impl DataTree {
         id
     }
 
-    fn drop_node(&mut self, id: u32) -> Node {
-        let node = self.store.remove(id);
+    fn drop_node(&mut self, id: u32) -> (Node, Option<Dir>) {
+        let (node, dir) = self.store.remove(id);
         self.data_bytes -= (node.blob.name().len() + node.blob.data().len()) as u64;
-        match NodeKind::of(node.ephemeral_owner) {
+        match NodeKind::of(node.ephemeral_owner()) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
                 self.containers.remove(&id);
@@ -367,29 +363,31 @@ impl DataTree {
             }
         }
         self.acls.release(node.acl);
-        node
+        (node, dir)
     }
 
     /// Removes a childless node as part of a txn: parent bookkeeping, events, container tracking.
     fn delete_leaf(&mut self, id: u32, path: &str, ctx: &Ctx<'_>, st: &mut TxnState, undo: bool) {
         let parent = self.store.get(id).parent;
-        let old_pzxid = self.store.get(parent).pzxid;
+        let old_pzxid = self.store.dir(parent).pzxid;
         let acl = if undo {
             self.acls.get(self.store.get(id).acl).to_vec()
         } else {
             Vec::new()
         };
-        let node = self.drop_node(id);
+        let (node, dir) = self.drop_node(id);
         self.quota_on_delete(path, node.blob.data().len() as i64, st, undo);
-        let p = self.store.get_mut(parent);
+        let p = self.store.dir_mut(parent);
         p.num_children -= 1;
         p.pzxid = ctx.zxid;
-        let parent_is_container = p.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER;
+        let parent_is_container =
+            self.store.get(parent).ephemeral_owner() == CONTAINER_EPHEMERAL_OWNER;
         let parent_path = path::split_parent(path).map(|(pp, _)| pp).unwrap_or("/");
         if undo {
             st.undo.push(Undo::Deleted {
                 parent,
                 node: Box::new(node),
+                dir,
                 acl,
                 pzxid: old_pzxid,
             });
@@ -420,7 +418,7 @@ impl DataTree {
                     pzxid,
                 } => {
                     self.drop_node(id);
-                    let p = self.store.get_mut(parent);
+                    let p = self.store.dir_mut(parent);
                     p.num_children -= 1;
                     p.cversion = cversion;
                     p.pzxid = pzxid;
@@ -428,12 +426,13 @@ impl DataTree {
                 Undo::Deleted {
                     parent,
                     mut node,
+                    dir,
                     acl,
                     pzxid,
                 } => {
                     node.acl = self.acls.intern(acl);
-                    self.add_node(parent, *node);
-                    let p = self.store.get_mut(parent);
+                    self.add_node(parent, *node, dir);
+                    let p = self.store.dir_mut(parent);
                     p.num_children += 1;
                     p.pzxid = pzxid;
                 }
@@ -541,8 +540,9 @@ impl DataTree {
             let Some(id) = self.store.lookup(&p) else {
                 continue;
             };
-            let n = self.store.get(id);
-            if n.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER && n.num_children == 0 {
+            if self.store.get(id).ephemeral_owner() == CONTAINER_EPHEMERAL_OWNER
+                && self.store.dir(id).num_children == 0
+            {
                 self.delete_leaf(id, &p, ctx, &mut st, false);
             }
         }
@@ -598,7 +598,7 @@ impl DataTree {
                 if *version != -1 && *version != n.version {
                     return Err(ErrorCode::BadVersion);
                 }
-                if n.num_children > 0 {
+                if self.store.dir(id).num_children > 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
                 self.delete_leaf(id, path, ctx, st, undo);
@@ -609,12 +609,12 @@ impl DataTree {
                 let id = self.store.lookup(path).ok_or(ErrorCode::NoNode)?;
                 let n = self.store.get(id);
                 if !matches!(
-                    NodeKind::of(n.ephemeral_owner),
+                    NodeKind::of(n.ephemeral_owner()),
                     NodeKind::Container | NodeKind::Ttl(_)
                 ) {
                     return Err(ErrorCode::BadArguments);
                 }
-                if n.num_children > 0 {
+                if self.store.dir(id).num_children > 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
                 self.delete_leaf(id, path, ctx, st, undo);
@@ -648,7 +648,7 @@ impl DataTree {
                 n.mzxid = ctx.zxid;
                 n.mtime = ctx.time;
                 n.version = n.version.wrapping_add(1);
-                let stat = n.stat();
+                let stat = self.store.stat(id);
                 let new_len = data.as_ref().map_or(0, |d| d.len()) as u64;
                 self.data_bytes = self.data_bytes - old_len + new_len;
                 if let Some(q) = self.quota_prefix(path) {
@@ -675,7 +675,7 @@ impl DataTree {
                 let n = self.store.get_mut(id);
                 n.acl = new;
                 n.aversion = n.aversion.wrapping_add(1);
-                Ok(Response::Stat(n.stat()))
+                Ok(Response::Stat(self.store.stat(id)))
             }
             Request::Check { path, version } => {
                 path::check(path)?;
@@ -731,16 +731,18 @@ impl DataTree {
         let acl = acl::fixup(&c.acl, ctx.auth)?;
         let parent = self.store.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         acl::check(self.acl_of(parent), perms::CREATE, ctx.auth)?;
-        let p = self.store.get(parent);
         let name = if sequential {
-            format!("{prefix}{:010}", p.cversion)
+            format!("{prefix}{:010}", self.store.dir(parent).cversion)
         } else {
             prefix.to_string()
         };
         if self.store.child(parent, &name).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if matches!(NodeKind::of(p.ephemeral_owner), NodeKind::Ephemeral(_)) {
+        if matches!(
+            NodeKind::of(self.store.get(parent).ephemeral_owner()),
+            NodeKind::Ephemeral(_)
+        ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let owner = match c.flags {
@@ -752,14 +754,13 @@ impl DataTree {
         let full = path::join(parent_path, &name);
         let acl_idx = self.acls.intern(acl);
         let node = Node::new(
-            Blob::new_opt(name.as_bytes(), c.data.as_deref()),
+            Blob::with_owner(name.as_bytes(), c.data.as_deref(), owner),
             acl_idx,
             ctx.zxid,
             ctx.time,
-            owner,
         );
-        let id = self.add_node(parent, node);
-        let p = self.store.get_mut(parent);
+        let id = self.add_node(parent, node, None);
+        let p = self.store.dir_mut(parent);
         if undo {
             st.undo.push(Undo::Created {
                 id,
@@ -777,7 +778,7 @@ impl DataTree {
         Ok(if c.op == op::CREATE {
             Response::Create(full)
         } else {
-            Response::Create2(full, self.store.get(id).stat())
+            Response::Create2(full, self.store.stat(id))
         })
     }
 
@@ -949,15 +950,15 @@ impl DataTree {
         let mut out = Vec::new();
         for &id in &self.ttls {
             let n = self.store.get(id);
-            if let NodeKind::Ttl(ttl) = NodeKind::of(n.ephemeral_owner) {
-                if n.num_children == 0 && now - n.mtime > ttl {
+            if let NodeKind::Ttl(ttl) = NodeKind::of(n.ephemeral_owner()) {
+                if self.store.dir(id).num_children == 0 && now - n.mtime > ttl {
                     out.push(id);
                 }
             }
         }
         for &id in &self.containers {
-            let n = self.store.get(id);
-            if n.num_children == 0 && n.cversion > 0 {
+            let d = self.store.dir(id);
+            if d.num_children == 0 && d.cversion > 0 {
                 out.push(id);
             }
         }
@@ -999,13 +1000,13 @@ impl DataTree {
         let id = self.node_at(path)?;
         acl::check(self.acl_of(id), perms::READ, auth)?;
         let n = self.store.get(id);
-        Ok((n.blob.data_opt(), n.stat()))
+        Ok((n.blob.data_opt(), self.store.stat(id)))
     }
 
     /// exists: the Stat, or None when the node is absent (no ACL check, as in ZooKeeper).
     pub fn exists(&self, path: &str) -> Result<Option<Stat>, ErrorCode> {
         path::check(path)?;
-        Ok(self.store.lookup(path).map(|id| self.store.get(id).stat()))
+        Ok(self.store.lookup(path).map(|id| self.store.stat(id)))
     }
 
     /// getChildren: the children's names and the node's Stat, if `auth` may READ.
@@ -1017,7 +1018,7 @@ impl DataTree {
             .children(id)
             .map(|c| self.store.get(c).blob.name())
             .collect();
-        Ok((names, self.store.get(id).stat()))
+        Ok((names, self.store.stat(id)))
     }
 
     /// getACL: needs READ or ADMIN; without ADMIN, digest hashes are redacted.
@@ -1030,7 +1031,7 @@ impl DataTree {
         } else {
             acl::redact(acl)
         };
-        Ok((shown, self.store.get(id).stat()))
+        Ok((shown, self.store.stat(id)))
     }
 
     /// getAllChildrenNumber: the number of descendants of `path`.
