@@ -870,7 +870,6 @@ impl LogStore {
             err: None,
             poisoned: None,
             dir_dirty: false,
-            zeros: Vec::new(),
             committed: None,
             committed_at: None,
         };
@@ -994,13 +993,14 @@ struct Writer {
     poisoned: Option<String>,
     /// A segment was created or deleted since the directory was last synced.
     dir_dirty: bool,
-    /// Zero bytes for extending segments.
-    zeros: Vec<u8>,
     /// The newest committed id not yet written to `committed`, and when that file was last
     /// written.
     committed: Option<Option<LogId>>,
     committed_at: Option<std::time::Instant>,
 }
+
+/// Zero bytes for extending segments (never written, so they take no memory).
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Least time between two rewrites of the `committed` file.
 const COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -1151,13 +1151,14 @@ impl Writer {
             // Zeros up to the next multiple of the step, written (and synced) with these
             // records, so the next groups' fdatasyncs do not change the file's size.
             let target = end.div_ceil(step) * step;
-            let from = seg.alloc.max(end);
-            if self.zeros.len() < (target - from) as usize {
-                self.zeros.resize((target - from) as usize, 0);
+            let mut at = seg.alloc.max(end);
+            while at < target {
+                let n = ZEROS.len().min((target - at) as usize);
+                seg.file
+                    .write_all_at(&ZEROS[..n], at)
+                    .map_err(ctx(&seg.path))?;
+                at += n as u64;
             }
-            seg.file
-                .write_all_at(&self.zeros[..(target - from) as usize], from)
-                .map_err(ctx(&seg.path))?;
             seg.alloc = target;
         }
         seg.alloc = seg.alloc.max(end);
