@@ -139,19 +139,76 @@ fn write_file(dir: &Path, meta: &Meta, tree: &FrozenTree) -> std::io::Result<Pat
     let name = format!("snapshot-{index:020}-{term}.snap");
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(&name);
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, Paced::new(fs::File::create(&tmp)?));
     let meta_bytes = postcard::to_stdvec(meta).map_err(std::io::Error::other)?;
     f.write_all(MAGIC)?;
     f.write_all(&(meta_bytes.len() as u32).to_be_bytes())?;
     f.write_all(&meta_bytes)?;
     f.write_all(&crc32c::crc32c(&meta_bytes).to_be_bytes())?;
     write_snapshot(tree, &mut f)?;
-    let f = f.into_inner().map_err(|e| e.into_error())?;
+    let f = f.into_inner().map_err(|e| e.into_error())?.f;
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, &dst)?;
     fs::File::open(dir)?.sync_all()?;
     Ok(dst)
+}
+
+/// Bytes of snapshot written between two writeback steps.
+const PACE: u64 = 8 << 20;
+
+/// A snapshot file that starts the kernel's writeback of every 8 MiB as it is written and waits
+/// for the earlier ones, so the final fsync does not push tens of MB to the disk at once in
+/// front of the log's fsyncs (which stalled writes for as long).
+struct Paced {
+    f: fs::File,
+    written: u64,
+    started: u64,
+}
+
+impl Paced {
+    fn new(f: fs::File) -> Paced {
+        Paced {
+            f,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl Write for Paced {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.f.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= PACE {
+            use std::os::fd::AsRawFd;
+            let fd = self.f.as_raw_fd();
+            // SAFETY: plain syscalls on an open descriptor. Both are hints: errors surface at
+            // the final fsync, so their results are not needed.
+            unsafe {
+                libc::sync_file_range(
+                    fd,
+                    self.started as i64,
+                    (self.written - self.started) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+                libc::sync_file_range(
+                    fd,
+                    0,
+                    self.started as i64,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
 }
 
 /// Deletes all but the newest `retain` snapshot files.
