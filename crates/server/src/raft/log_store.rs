@@ -12,7 +12,8 @@
 //! - `meta`: vote and purge point; `committed`: the committed log id. Both are
 //!   `[magic 8 bytes][body length u32 BE][CRC-32C of body u32 BE][body = postcard]` and are
 //!   replaced atomically (write `<name>.tmp`, fsync, rename, fsync the directory); `committed`
-//!   skips the fsyncs and is rewritten at most once a second (and when the log closes), a
+//!   skips the fsyncs and is rewritten by the writer after a flush at most once a second (and when
+//!   the log closes), never ahead of the durable log, a
 //!   stale committed id being safe: replacing a file on every commit cost a file creation and
 //!   a journal commit per write group.
 //! - `LOCK`: locked (flock) while a [`LogStore`] is open, so two servers cannot share a log.
@@ -277,7 +278,6 @@ enum Job {
         vote: Vote,
         reply: Reply,
     },
-    SaveCommitted(Option<LogId>),
 }
 
 /// The durable Raft log handed to openraft; dropping it stops and joins the writer thread.
@@ -993,8 +993,7 @@ struct Writer {
     poisoned: Option<String>,
     /// A segment was created or deleted since the directory was last synced.
     dir_dirty: bool,
-    /// The newest committed id not yet written to `committed`, and when that file was last
-    /// written.
+    /// The committed id last written to `committed` (None: not written yet), and when.
     committed: Option<Option<LogId>>,
     committed_at: Option<std::time::Instant>,
 }
@@ -1027,7 +1026,6 @@ impl Writer {
                         self.write_entries(&entries, append);
                         self.pending.push(done);
                     }
-                    Job::SaveCommitted(c) => self.committed = Some(c),
                     Job::Truncate { index, reply } => {
                         self.flush();
                         let _ = reply.send(self.guarded(|w| w.truncate(index)));
@@ -1046,10 +1044,9 @@ impl Writer {
                 }
             }
             self.flush();
-            if self.committed.is_some()
-                && self
-                    .committed_at
-                    .is_none_or(|t| t.elapsed() >= COMMITTED_EVERY)
+            if self
+                .committed_at
+                .is_none_or(|t| t.elapsed() >= COMMITTED_EVERY)
             {
                 self.save_committed();
             }
@@ -1057,11 +1054,20 @@ impl Writer {
         self.save_committed();
     }
 
+    /// Writes the committed id openraft last reported, if it changed and its entry is durable
+    /// here (the id never runs ahead of the log on disk).
     fn save_committed(&mut self) {
-        if let Some(c) = self.committed.take() {
-            self.write_committed(c);
-            self.committed_at = Some(std::time::Instant::now());
+        let c = self.shared.state.lock().committed;
+        if Some(c) == self.committed {
+            return;
         }
+        let durable = self.segs.last().map(|s| s.next());
+        if c.is_some_and(|c| durable.is_none_or(|next| c.index >= next)) {
+            return;
+        }
+        self.write_committed(c);
+        self.committed = Some(c);
+        self.committed_at = Some(std::time::Instant::now());
     }
 
     fn stopped(&self) -> Option<io::Error> {
@@ -1664,11 +1670,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Written behind the queued appends, without fsync and without waiting: a stale
-        // committed id only means re-applying less on restart.
+        // Picked up by the writer after its next flush (at most once a second) and when it
+        // stops, without fsync and without a wake-up of its own: a stale committed id only
+        // means re-applying less on restart.
         self.shared.state.lock().committed = committed;
-        self.send(Job::SaveCommitted(committed))
-            .map_err(|e| write_error(ErrorSubject::Store, e))
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
