@@ -25,8 +25,11 @@
 //! older ones are read back from the segment files through an in-memory offset index.
 //!
 //! Recovery: a damaged record at the end of the last segment with nothing valid after it is a
-//! torn write from a crash and is cut; any other damage stops the server with the file and byte
-//! offset named.
+//! torn write from a crash and is cut, and so is everything from a zero record header on in the
+//! last segment (a group written over the zeros ahead of the records whose fsync a power cut
+//! interrupted may have kept a later page and not an earlier one; nothing after its first
+//! record was acknowledged). Any other damage stops the server with the file and byte offset
+//! named.
 
 use super::types::{decode_entry, encode_entry, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -749,6 +752,20 @@ impl LogStore {
                         // The zeros the writer extends segments with: the records end here.
                         break;
                     }
+                    Rec::Bad(_)
+                        if is_last
+                            && bytes.get(pos..pos + REC_HEADER as usize) == Some(&[0u8; 8][..]) =>
+                    {
+                        // A write group lands on zeros that are already in the file, and a
+                        // crash during its fsync may keep a later page of it and not an
+                        // earlier one. Nothing after the first record of an unsynced group was
+                        // acknowledged, so the records end at the first zero header.
+                        torn = Some(
+                            "zero record header: a write group cut short by a crash (anything \
+                             after it was never acknowledged)",
+                        );
+                        break;
+                    }
                     Rec::Bad(why) => {
                         if !is_last {
                             return Err(corrupt(
@@ -1253,10 +1270,14 @@ impl Writer {
     }
 
     fn sync_dirty(&mut self) -> io::Result<()> {
-        for s in self.segs.iter_mut().rev() {
-            if !s.dirty {
-                break;
-            }
+        // Oldest first: a crash between two syncs must not leave a newer segment durable after
+        // an older one missing its tail.
+        let from = self
+            .segs
+            .iter()
+            .rposition(|s| !s.dirty)
+            .map_or(0, |i| i + 1);
+        for s in &mut self.segs[from..] {
             if self.opts.fsync {
                 s.file.sync_data().map_err(ctx(&s.path))?;
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -2059,8 +2080,27 @@ mod tests {
             assert_eq!(all(&mut s).await, entries(1, 1, 40));
             append(&mut s, entries(1, 41, 45)).await;
         }
+        {
+            let mut s = LogStore::open(dir.path(), o.clone()).unwrap();
+            assert_eq!(s.recovery().torn_tail, None);
+            assert_eq!(all(&mut s).await, entries(1, 1, 45));
+        }
+        // A power cut during a group's fsync kept a later page of it and not an earlier one:
+        // a valid record after zeros. Nothing from the zeros on was acknowledged: cut.
+        let segs = seg_files(dir.path());
+        let last = seg_path(dir.path(), *segs.last().unwrap());
+        let bytes = fs::read(&last).unwrap();
+        let end = records_end(&bytes);
+        assert!(bytes.len() >= end + 200);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .unwrap()
+            .write_all_at(&record(&entry(1, 47), false), end as u64 + 100)
+            .unwrap();
         let mut s = LogStore::open(dir.path(), o).unwrap();
-        assert_eq!(s.recovery().torn_tail, None);
+        let t = s.recovery().torn_tail.clone().expect("cut at the zeros");
+        assert_eq!((t.file, t.offset), (last, end as u64));
         assert_eq!(all(&mut s).await, entries(1, 1, 45));
     }
 
@@ -2110,17 +2150,34 @@ mod tests {
         assert!(msg.contains(&name) && msg.contains("at byte 24"), "{msg}");
         assert!(msg.contains("followed by a valid record"), "{msg}");
 
-        // A zeroed record in the middle.
+        // A zeroed record in the middle of the last segment is where a write group a crash
+        // cut short begins (see the module comment): the records end there.
         let mut bytes = pristine.clone();
         let len = REC_HEADER as usize + be_u32(&bytes, SEG_HEADER as usize).unwrap() as usize;
         let second = SEG_HEADER as usize + len;
         bytes[second..second + len].fill(0);
+        fs::write(&seg, &bytes).unwrap();
+        {
+            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            let t = s
+                .recovery()
+                .torn_tail
+                .clone()
+                .expect("cut at the zero header");
+            assert_eq!(t.offset, second as u64);
+            assert!(t.reason.contains("zero record header"), "{}", t.reason);
+            assert_eq!(all(&mut s).await, entries(1, 1, 1));
+        }
+        // A damaged header that is not zero, followed by valid records, is refused.
+        let mut bytes = pristine.clone();
+        bytes[second..second + 4].copy_from_slice(&1u32.to_be_bytes());
         fs::write(&seg, &bytes).unwrap();
         let msg = open_err(dir.path(), LogOptions::default());
         assert!(
             msg.contains(&name) && msg.contains(&format!("at byte {second}")),
             "{msg}"
         );
+        assert!(msg.contains("followed by a valid record"), "{msg}");
 
         // A bad header.
         let mut bytes = pristine.clone();

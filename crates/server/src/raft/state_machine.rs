@@ -192,14 +192,17 @@ impl Write for Paced {
                     (self.written - self.started) as i64,
                     libc::SYNC_FILE_RANGE_WRITE,
                 );
-                libc::sync_file_range(
-                    fd,
-                    0,
-                    self.started as i64,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                        | libc::SYNC_FILE_RANGE_WRITE
-                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                );
+                // (A length of 0 would mean "to the end of the file".)
+                if self.started > 0 {
+                    libc::sync_file_range(
+                        fd,
+                        0,
+                        self.started as i64,
+                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                            | libc::SYNC_FILE_RANGE_WRITE
+                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                    );
+                }
             }
             self.started = self.written;
         }
