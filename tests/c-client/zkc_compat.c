@@ -64,13 +64,19 @@ static void evq_watcher(zhandle_t *zh, int type, int state, const char *path, vo
     pthread_mutex_unlock(&q->mu);
 }
 
-/* Waits for the first event that is not a session event; removes and returns it (0 on timeout). */
-static int evq_pop(struct evq *q, int ms, int *type, char *path, size_t plen, int skip_session) {
+/* The CLOCK_REALTIME time `ms` milliseconds from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(int ms) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += ms / 1000;
     dl.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+    return dl;
+}
+
+/* Waits for the first event that is not a session event; removes and returns it (0 on timeout). */
+static int evq_pop(struct evq *q, int ms, int *type, char *path, size_t plen, int skip_session) {
+    struct timespec dl = deadline_in(ms);
     pthread_mutex_lock(&q->mu);
     for (;;) {
         for (int i = 0; i < q->n; i++) {
@@ -92,11 +98,7 @@ static int evq_pop(struct evq *q, int ms, int *type, char *path, size_t plen, in
 
 /* Waits until a session event with the given state has been seen. */
 static int evq_wait_state(struct evq *q, int state, int ms) {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+    struct timespec dl = deadline_in(ms);
     pthread_mutex_lock(&q->mu);
     for (;;) {
         for (int i = 0; i < q->n; i++)
