@@ -664,6 +664,9 @@ static void *relay_main(void *arg) {
             pf[n].fd = r->pairs[i][0]; pf[n].events = POLLIN; n++;
             pf[n].fd = r->pairs[i][1]; pf[n].events = POLLIN; n++;
         }
+        /* Only the pairs in this poll have revents; a pair accepted below waits for the next
+         * poll (reading it on stale revents would block the relay thread). */
+        int polled = r->npairs;
         if (poll(pf, n, 20) <= 0) continue;
         if (pf[0].revents & POLLIN) {
             int c = accept(r->lfd, NULL, NULL);
@@ -677,7 +680,7 @@ static void *relay_main(void *arg) {
                 else { r->pairs[r->npairs][0] = c; r->pairs[r->npairs][1] = u; r->npairs++; }
             }
         }
-        for (int i = 0, k = 1; i < r->npairs; i++, k += 2) {
+        for (int i = 0, k = 1; i < polled; i++, k += 2) {
             int dead = 0;
             for (int side = 0; side < 2 && !dead; side++) {
                 if (!(pf[k + side].revents & (POLLIN | POLLHUP | POLLERR))) continue;
