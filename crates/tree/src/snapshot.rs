@@ -15,7 +15,7 @@
 //! cross-checked, so a damaged file is rejected rather than served.
 
 use crate::blob::Blob;
-use crate::store::{Dir, Node, StoreLoader};
+use crate::store::{Dir, Node, StoreLoader, MAX_ZXID};
 use crate::tree::{AclTable, DataTree, FrozenTree, Session, ROOT_PARENT};
 use concord_jute::codec::{write_buffer, write_i32, write_i64, Reader};
 use concord_jute::records::{read_acl_vec, write_acl_vec};
@@ -210,9 +210,9 @@ fn encode_node(b: &mut Vec<u8>, id: u32, n: &Node, d: &Dir) {
     let owner = n.ephemeral_owner();
     let mut flags = 0;
     for (bit, differs) in [
-        (F_MZXID, n.mzxid != n.czxid),
-        (F_PZXID, d.pzxid != n.czxid),
-        (F_MTIME, n.mtime != n.ctime),
+        (F_MZXID, n.mzxid() != n.czxid()),
+        (F_PZXID, d.pzxid != n.czxid()),
+        (F_MTIME, n.mtime() != n.ctime()),
         (F_VERSION, n.version != 0),
         (F_CVERSION, d.cversion != 0),
         (F_AVERSION, n.aversion != 0),
@@ -227,13 +227,13 @@ fn encode_node(b: &mut Vec<u8>, id: u32, n: &Node, d: &Dir) {
     put_var(b, id as u64);
     put_var(b, n.parent.wrapping_add(1) as u64);
     put_var(b, n.acl.wrapping_add(1) as u64);
-    put_var(b, zig(n.czxid));
-    put_var(b, zig(n.ctime));
+    put_var(b, zig(n.czxid()));
+    put_var(b, zig(n.ctime()));
     b.push(flags);
     let opt = [
-        (F_MZXID, n.mzxid.wrapping_sub(n.czxid)),
-        (F_PZXID, d.pzxid.wrapping_sub(n.czxid)),
-        (F_MTIME, n.mtime.wrapping_sub(n.ctime)),
+        (F_MZXID, n.mzxid().wrapping_sub(n.czxid())),
+        (F_PZXID, d.pzxid.wrapping_sub(n.czxid())),
+        (F_MTIME, n.mtime().wrapping_sub(n.ctime())),
         (F_VERSION, n.version as i64),
         (F_CVERSION, d.cversion as i64),
         (F_AVERSION, n.aversion as i64),
@@ -376,10 +376,15 @@ fn build_node(
     if (id == 0) != (parent == ROOT_PARENT) {
         return Err(err("root/parent mismatch"));
     }
+    if [czxid, mzxid, ctime, mtime]
+        .iter()
+        .any(|v| !(-MAX_ZXID - 1..=MAX_ZXID).contains(v))
+    {
+        return Err(err("a zxid or time does not fit in 48 bits"));
+    }
     let mut n = Node::new(Blob::with_owner(name, data, owner), acl, czxid, ctime);
     n.parent = parent;
-    n.mzxid = mzxid;
-    n.mtime = mtime;
+    n.set_modified(mzxid, mtime);
     n.version = version;
     n.aversion = aversion;
     Ok((id, n, Dir::new(num_children, cversion, pzxid)))
@@ -392,6 +397,11 @@ mod tests {
 
     /// A format-1 file written field by field, as concord builds before format 2 wrote it.
     fn v1_file() -> Vec<u8> {
+        v1_file_ctime(1000)
+    }
+
+    /// [`v1_file`] with the nodes' ctime given.
+    fn v1_file_ctime(ctime: i64) -> Vec<u8> {
         let mut b = MAGIC_V1.to_vec();
         write_i64(&mut b, 7); // last zxid
         write_i64(&mut b, 1); // next session id
@@ -419,7 +429,7 @@ mod tests {
             write_i64(&mut b, czxid);
             write_i64(&mut b, czxid + version as i64); // mzxid
             write_i64(&mut b, czxid); // pzxid
-            write_i64(&mut b, 1000);
+            write_i64(&mut b, ctime);
             write_i64(&mut b, 2000);
             write_i32(&mut b, version);
             write_i32(&mut b, 0);
@@ -434,6 +444,15 @@ mod tests {
         b.extend_from_slice(&crc.to_be_bytes());
         b.extend_from_slice(END);
         b
+    }
+
+    #[test]
+    fn a_time_beyond_48_bits_is_refused() {
+        assert!(read_snapshot(&v1_file_ctime(MAX_ZXID), false).is_ok());
+        let Err(e) = read_snapshot(&v1_file_ctime(MAX_ZXID + 1), false) else {
+            panic!("a ctime past 48 bits was loaded");
+        };
+        assert!(e.to_string().contains("48 bits"), "{e}");
     }
 
     #[test]

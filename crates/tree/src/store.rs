@@ -22,6 +22,27 @@ pub const ROOT: u32 = 0;
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
+/// The largest zxid a node can hold: a slot keeps its zxids and times in 48 bits (2^47 - 1
+/// txns is over 40 years at 100,000 writes a second). The tree refuses writes past it.
+pub const MAX_ZXID: i64 = (1 << 47) - 1;
+
+/// A zxid or a time in ms, in 6 bytes: the signed 48-bit range, clamped at its ends (a zxid
+/// never gets there, see [`MAX_ZXID`]; a clock would have to be wrong by 4,000 years).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp([u16; 3]);
+
+impl Stamp {
+    fn new(v: i64) -> Stamp {
+        let v = v.clamp(-MAX_ZXID - 1, MAX_ZXID) as u64;
+        Stamp([v as u16, (v >> 16) as u16, (v >> 32) as u16])
+    }
+
+    fn get(self) -> i64 {
+        let [a, b, c] = self.0.map(u64::from);
+        (((a | b << 16 | c << 32) << 16) as i64) >> 16
+    }
+}
+
 /// One znode: its blob (name, data, owner), sibling links, ACL reference and the Stat fields
 /// every node has.
 #[derive(Clone, Debug)]
@@ -38,18 +59,14 @@ pub struct Node {
     pub version: i32,
     /// ACL version.
     pub aversion: i32,
-    /// Create zxid.
-    pub czxid: i64,
-    /// Last modification zxid.
-    pub mzxid: i64,
-    /// Create time (ms).
-    pub ctime: i64,
-    /// Modification time (ms).
-    pub mtime: i64,
+    czxid: Stamp,
+    mzxid: Stamp,
+    ctime: Stamp,
+    mtime: Stamp,
 }
 
-// A million znodes cost 64 MB of slots: keep it that way.
-const _: () = assert!(std::mem::size_of::<Option<Node>>() == 64);
+// A million znodes cost 56 MB of slots: keep it that way.
+const _: () = assert!(std::mem::size_of::<Option<Node>>() == 56);
 
 impl Node {
     /// A node with the given blob (whose owner is the ephemeralOwner) and Stat fields, not yet
@@ -63,11 +80,37 @@ impl Node {
             acl,
             version: 0,
             aversion: 0,
-            czxid: zxid,
-            mzxid: zxid,
-            ctime: time,
-            mtime: time,
+            czxid: Stamp::new(zxid),
+            mzxid: Stamp::new(zxid),
+            ctime: Stamp::new(time),
+            mtime: Stamp::new(time),
         }
+    }
+
+    /// Create zxid.
+    pub fn czxid(&self) -> i64 {
+        self.czxid.get()
+    }
+
+    /// Last modification zxid.
+    pub fn mzxid(&self) -> i64 {
+        self.mzxid.get()
+    }
+
+    /// Create time (ms).
+    pub fn ctime(&self) -> i64 {
+        self.ctime.get()
+    }
+
+    /// Last modification time (ms).
+    pub fn mtime(&self) -> i64 {
+        self.mtime.get()
+    }
+
+    /// Records a modification: the last modification zxid and time.
+    pub fn set_modified(&mut self, mzxid: i64, mtime: i64) {
+        self.mzxid = Stamp::new(mzxid);
+        self.mtime = Stamp::new(mtime);
     }
 
     /// Ephemeral owner session, or the container / TTL marker, or 0.
@@ -84,10 +127,10 @@ impl Node {
         let marker = owner == concord_jute::consts::CONTAINER_EPHEMERAL_OWNER
             || (owner as u64) & TTL_MARKER == TTL_MARKER;
         concord_jute::Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
+            czxid: self.czxid(),
+            mzxid: self.mzxid(),
+            ctime: self.ctime(),
+            mtime: self.mtime(),
             version: self.version,
             cversion: d.cversion.wrapping_mul(2).wrapping_sub(d.num_children),
             aversion: self.aversion,
@@ -150,7 +193,7 @@ impl Frozen {
             chunk.iter().enumerate().filter_map(move |(i, n)| {
                 let n = n.as_ref()?;
                 let id = ((c << CHUNK_BITS) + i) as u32;
-                let d = self.dirs.get(&id).copied().unwrap_or(Dir::leaf(n.czxid));
+                let d = self.dirs.get(&id).copied().unwrap_or(Dir::leaf(n.czxid()));
                 Some((id, n, d))
             })
         })
@@ -216,13 +259,13 @@ impl Store {
     pub fn dir(&self, id: u32) -> Dir {
         match self.dirs.get(&id) {
             Some(d) => *d,
-            None => Dir::leaf(self.get(id).czxid),
+            None => Dir::leaf(self.get(id).czxid()),
         }
     }
 
     /// Mutable child fields of a node (creating its record).
     pub fn dir_mut(&mut self, id: u32) -> &mut Dir {
-        let leaf = Dir::leaf(self.get(id).czxid);
+        let leaf = Dir::leaf(self.get(id).czxid());
         Arc::make_mut(&mut self.dirs).entry(id).or_insert(leaf)
     }
 
@@ -438,7 +481,7 @@ impl Store {
             if s.child(parent, &name).is_some() {
                 return Err("duplicate child name");
             }
-            let pd = dirs.entry(parent).or_insert(Dir::leaf(pn.czxid));
+            let pd = dirs.entry(parent).or_insert(Dir::leaf(pn.czxid()));
             let first = pd.first_child;
             pd.first_child = id;
             pd.num_children += 1;
@@ -524,7 +567,7 @@ impl StoreLoader {
         if d.num_children != 0 {
             self.claimed.insert(id, d.num_children);
         }
-        if d != Dir::leaf(n.czxid) {
+        if d != Dir::leaf(n.czxid()) {
             self.dirs.insert(id, d);
         }
         *slot = Some(n);
@@ -588,6 +631,29 @@ mod tests {
         let id = s.insert(parent, n, None);
         s.dir_mut(parent).num_children += 1;
         id
+    }
+
+    #[test]
+    fn stamps_keep_48_bit_values_and_clamp_beyond() {
+        for v in [
+            0,
+            1,
+            -1,
+            1_700_000_000_123,
+            MAX_ZXID,
+            -MAX_ZXID - 1,
+            0x1234_5678_9abc,
+        ] {
+            assert_eq!(Stamp::new(v).get(), v);
+        }
+        assert_eq!(Stamp::new(i64::MAX).get(), MAX_ZXID);
+        assert_eq!(Stamp::new(i64::MIN).get(), -MAX_ZXID - 1);
+        let mut n = Node::new(Blob::new(b"n", b""), 0, 7, -5);
+        n.set_modified(MAX_ZXID, 1 << 46);
+        assert_eq!(
+            (n.czxid(), n.ctime(), n.mzxid(), n.mtime()),
+            (7, -5, MAX_ZXID, 1 << 46)
+        );
     }
 
     #[test]

@@ -832,3 +832,38 @@ proptest! {
         prop_assert_eq!(dump(&read_snapshot(&bytes, true).unwrap()), got);
     }
 }
+
+#[test]
+fn zxids_end_at_48_bits_and_writes_are_then_refused() {
+    use crate::store::MAX_ZXID;
+    let mut t = T::new();
+    t.create("/a", b"x", PERSISTENT).unwrap();
+    t.tree.last_zxid = MAX_ZXID - 2;
+    t.create("/b", b"y", PERSISTENT).unwrap();
+    assert_eq!(t.stat("/b").czxid, MAX_ZXID - 1);
+    t.write(set("/a", b"z", -1)).unwrap();
+    let st = t.stat("/a");
+    assert_eq!((st.mzxid, st.czxid < st.mzxid), (MAX_ZXID, true));
+    assert_eq!(t.tree.last_zxid(), MAX_ZXID);
+    // The last zxid a node can hold has been handed out: every later txn is refused and
+    // consumes nothing, sessions included.
+    assert_eq!(t.create("/c", b"", PERSISTENT), Err(ErrorCode::SystemError));
+    let r = t.txn(
+        0,
+        TxnOp::CreateSession {
+            timeout: 10000,
+            passwd: vec![2; 16],
+        },
+    );
+    assert_eq!(
+        (r.zxid, r.outcome),
+        (MAX_ZXID, Outcome::Error(ErrorCode::SystemError))
+    );
+    assert_eq!(t.tree.last_zxid(), MAX_ZXID);
+    // The stamps survive a snapshot.
+    let mut bytes = Vec::new();
+    write_snapshot(&t.tree.freeze(), &mut bytes).unwrap();
+    let back = read_snapshot(&bytes, true).unwrap();
+    assert_eq!(back.exists("/a"), t.tree.exists("/a"));
+    assert_eq!(back.exists("/b").unwrap().unwrap().czxid, MAX_ZXID - 1);
+}

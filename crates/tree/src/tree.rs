@@ -3,7 +3,7 @@
 use crate::acl;
 use crate::blob::Blob;
 use crate::path;
-use crate::store::{Dir, Frozen, Node, Store, NIL, ROOT};
+use crate::store::{Dir, Frozen, Node, Store, MAX_ZXID, NIL, ROOT};
 use crate::txn::{Txn, TxnOp};
 use concord_jute::{
     consts::{create_mode, event, op, perms, CONTAINER_EPHEMERAL_OWNER, MAX_TTL, TTL_MASK},
@@ -444,8 +444,7 @@ impl DataTree {
                     version,
                 } => {
                     let n = self.restore_blob(id, blob);
-                    n.mzxid = mzxid;
-                    n.mtime = mtime;
+                    n.set_modified(mzxid, mtime);
                     n.version = version;
                 }
                 Undo::QuotaData { id, blob } => {
@@ -484,6 +483,14 @@ impl DataTree {
     /// Applies one committed txn: gives it the next zxid, changes the tree (or not, on error),
     /// appends the watch triggers to `events` and returns the client's outcome.
     pub fn apply(&mut self, txn: &Txn, events: &mut Vec<Event>) -> Applied {
+        if self.last_zxid >= MAX_ZXID {
+            // Nodes hold zxids in 48 bits: at the end of that range every txn is refused
+            // (the same on every replica), as ZooKeeper stops at the end of its counter.
+            return Applied {
+                zxid: self.last_zxid,
+                outcome: Outcome::Error(ErrorCode::SystemError),
+            };
+        }
         self.last_zxid += 1;
         let zxid = self.last_zxid;
         let ctx = Ctx {
@@ -640,13 +647,12 @@ impl DataTree {
                     st.undo.push(Undo::DataSet {
                         id,
                         blob: old_blob,
-                        mzxid: n.mzxid,
-                        mtime: n.mtime,
+                        mzxid: n.mzxid(),
+                        mtime: n.mtime(),
                         version: n.version,
                     });
                 }
-                n.mzxid = ctx.zxid;
-                n.mtime = ctx.time;
+                n.set_modified(ctx.zxid, ctx.time);
                 n.version = n.version.wrapping_add(1);
                 let stat = self.store.stat(id);
                 let new_len = data.as_ref().map_or(0, |d| d.len()) as u64;
@@ -951,7 +957,7 @@ impl DataTree {
         for &id in &self.ttls {
             let n = self.store.get(id);
             if let NodeKind::Ttl(ttl) = NodeKind::of(n.ephemeral_owner()) {
-                if self.store.dir(id).num_children == 0 && now - n.mtime > ttl {
+                if self.store.dir(id).num_children == 0 && now - n.mtime() > ttl {
                     out.push(id);
                 }
             }
