@@ -58,6 +58,36 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e`, mimalloc.h, 3.x; the
+/// `libmimalloc-sys` bindings name no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc give freed memory back to the system at once. By default it waits 1 s and then
+/// only purges when some thread next calls into it, so a server that goes idle after a burst
+/// (a load, a snapshot, a restart) kept those pages resident: 3-5 MB with a million znodes.
+/// Measured with `concord bench`: no change in throughput.
+fn purge_freed_memory_at_once() {
+    // SAFETY: setting an option is a plain store into mimalloc's option table.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// Called when a runtime thread runs out of work: gives that thread's free pages back to
+/// mimalloc (at most every 100 ms), since only a thread itself can, and a thread that stays
+/// parked would otherwise keep them.
+fn collect_this_threads_free_pages() {
+    thread_local!(static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) });
+    let now = std::time::Instant::now();
+    if LAST
+        .get()
+        .is_some_and(|t| now - t < std::time::Duration::from_millis(100))
+    {
+        return;
+    }
+    LAST.set(Some(now));
+    // SAFETY: mi_collect only walks the calling thread's own pages and mimalloc's free lists.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
 fn main() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
@@ -69,8 +99,10 @@ fn main() -> anyhow::Result<()> {
                 tracing::warn!("{w}");
             }
             concord_server::server::check(&config)?;
+            purge_freed_memory_at_once();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .on_thread_park(collect_this_threads_free_pages)
                 .build()?;
             rt.block_on(concord_server::run(config))
         }
@@ -81,5 +113,30 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(bench::run(&args)).map(|_| ())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_mimallocs_and_set_to_zero() {
+        // mimalloc 3.x waits 1000 ms by default: a different option at this place in the enum
+        // (after a mimalloc upgrade) would show another default.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reading an option.
+            assert_eq!(
+                unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+                1000
+            );
+        }
+        purge_freed_memory_at_once();
+        // SAFETY: reading an option.
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            0
+        );
+        collect_this_threads_free_pages();
     }
 }
