@@ -115,7 +115,7 @@ const INCOMING: &str = "incoming.snap.tmp";
 
 /// Loads a snapshot file into an applied state.
 pub fn load_snapshot(path: &Path, extended_types: bool) -> Result<(SmState, Meta), String> {
-    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = map_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (meta, tree_bytes) = parse_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let tree = read_snapshot(tree_bytes, extended_types)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -128,6 +128,18 @@ pub fn load_snapshot(path: &Path, extended_types: bool) -> Result<(SmState, Meta
         },
         meta,
     ))
+}
+
+/// Maps a snapshot file for reading. Reading it into a buffer instead cost a fifth of a
+/// restart with a million znodes: the kernel zeroes every page of a fresh 200+ MB buffer and
+/// then copies the page cache into it, where a mapping uses the page cache pages themselves.
+fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let f = fs::File::open(path)?;
+    // SAFETY: snapshot files are written whole under a temporary name and renamed into place;
+    // nothing in the server writes or truncates one afterwards (purging unlinks it, which
+    // leaves a mapping intact).
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f)? };
+    Ok(map)
 }
 
 /// Writes a snapshot file durably and returns its path.
@@ -468,5 +480,48 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_files_load_through_a_mapping_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: "0-0-1".into(),
+        };
+        let tree = DataTree::new(false);
+        let path = write_file(dir.path(), &meta, &tree.freeze()).unwrap();
+        let (state, back) = load_snapshot(&path, false).unwrap();
+        assert_eq!(back.snapshot_id, "0-0-1");
+        assert_eq!(state.tree.node_count(), tree.node_count());
+        let good = fs::read(&path).unwrap();
+        // Empty, cut short and damaged files each give an error naming the file.
+        for (name, bytes) in [
+            ("empty.snap", Vec::new()),
+            ("short.snap", good[..good.len() / 2].to_vec()),
+            ("flipped.snap", {
+                let mut b = good.clone();
+                let at = b.len() - 20;
+                b[at] ^= 1;
+                b
+            }),
+        ] {
+            let p = dir.path().join(name);
+            fs::write(&p, bytes).unwrap();
+            let Err(e) = load_snapshot(&p, false) else {
+                panic!("{name} loaded");
+            };
+            assert!(e.contains(name), "{e}");
+        }
+        let Err(e) = load_snapshot(&dir.path().join("missing.snap"), false) else {
+            panic!("a missing file loaded");
+        };
+        assert!(e.contains("missing.snap"), "{e}");
     }
 }
