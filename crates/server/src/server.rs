@@ -62,6 +62,16 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
     let started = Instant::now();
 
+    // The log first: opening it takes the data directory's lock, so a second server started on
+    // the same directories stops here, before it touches the snapshots.
+    let log = LogStore::open(
+        &log_dir,
+        LogOptions {
+            fsync: config.force_sync,
+            ..LogOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the Raft log: {e}"))?;
     remove_leftovers(&snap_dir)
         .with_context(|| format!("cannot clean up {}", snap_dir.display()))?;
     // The newest snapshot, if any. A damaged one stops the server: serving a tree that is
@@ -80,14 +90,6 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             txns_since_snapshot: 0,
         },
     };
-    let log = LogStore::open(
-        &log_dir,
-        LogOptions {
-            fsync: config.force_sync,
-            ..LogOptions::default()
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the Raft log: {e}"))?;
     let flushes = log.flushes();
 
     let (core, proposals) = Core::new(config.clone(), my_id, sm_state);

@@ -449,10 +449,13 @@ mod tests {
     #[test]
     fn a_time_beyond_48_bits_is_refused() {
         assert!(read_snapshot(&v1_file_ctime(MAX_ZXID), false).is_ok());
-        let Err(e) = read_snapshot(&v1_file_ctime(MAX_ZXID + 1), false) else {
-            panic!("a ctime past 48 bits was loaded");
-        };
-        assert!(e.to_string().contains("48 bits"), "{e}");
+        assert!(read_snapshot(&v1_file_ctime(-MAX_ZXID - 1), false).is_ok());
+        for ctime in [MAX_ZXID + 1, -MAX_ZXID - 2, i64::MIN] {
+            let Err(e) = read_snapshot(&v1_file_ctime(ctime), false) else {
+                panic!("a ctime of {ctime} was loaded");
+            };
+            assert!(e.to_string().contains("48 bits"), "{e}");
+        }
     }
 
     #[test]

@@ -137,7 +137,9 @@ fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     let f = fs::File::open(path)?;
     // SAFETY: snapshot files are written whole under a temporary name and renamed into place;
     // nothing in the server writes or truncates one afterwards (purging unlinks it, which
-    // leaves a mapping intact).
+    // leaves a mapping intact), and the data directory's lock keeps a second server out. A
+    // disk read error while the pages are populated would end the process with SIGBUS rather
+    // than an error message; `populate` reads the whole file at once, here at start-up.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&f)? };
     Ok(map)
 }
