@@ -68,14 +68,18 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Measured with `concord bench`: no change in throughput.
 /// An operator's `MIMALLOC_PURGE_DELAY` (or its old name `MIMALLOC_RESET_DELAY`) still wins.
 fn purge_freed_memory_at_once() {
-    if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-    {
+    if operator_set_purge_delay() {
         return;
     }
     // SAFETY: setting an option is a plain store into mimalloc's option table.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// Whether the environment sets mimalloc's purge delay (mimalloc reads it at start).
+fn operator_set_purge_delay() -> bool {
+    ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
 }
 
 /// Called when a runtime thread runs out of work: gives that thread's free pages back to
@@ -131,10 +135,7 @@ mod tests {
     fn the_purge_delay_option_is_mimallocs_and_set_to_zero() {
         // mimalloc 3.x waits 1000 ms by default: a different option at this place in the enum
         // (after a mimalloc upgrade) would show another default.
-        if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-        {
+        if operator_set_purge_delay() {
             return; // the operator's setting is left alone
         }
         // SAFETY: reading an option.

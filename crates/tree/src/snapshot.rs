@@ -15,7 +15,7 @@
 //! cross-checked, so a damaged file is rejected rather than served.
 
 use crate::blob::Blob;
-use crate::store::{Dir, Node, StoreLoader, MAX_ZXID};
+use crate::store::{Dir, Node, StoreLoader, STAMP_RANGE};
 use crate::tree::{AclTable, DataTree, FrozenTree, Session, ROOT_PARENT};
 use concord_jute::codec::{write_buffer, write_i32, write_i64, Reader};
 use concord_jute::records::{read_acl_vec, write_acl_vec};
@@ -378,7 +378,7 @@ fn build_node(
     }
     if [czxid, mzxid, ctime, mtime]
         .iter()
-        .any(|v| !(-MAX_ZXID - 1..=MAX_ZXID).contains(v))
+        .any(|v| !STAMP_RANGE.contains(v))
     {
         return Err(err("a zxid or time does not fit in 48 bits"));
     }
@@ -393,6 +393,7 @@ fn build_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MAX_ZXID;
     use concord_jute::{Acl, Id};
 
     /// A format-1 file written field by field, as concord builds before format 2 wrote it.

@@ -26,6 +26,9 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 /// txns is over 40 years at 100,000 writes a second). The tree refuses writes past it.
 pub const MAX_ZXID: i64 = (1 << 47) - 1;
 
+/// The values a node's zxids and times can hold (signed 48 bits).
+pub const STAMP_RANGE: std::ops::RangeInclusive<i64> = -MAX_ZXID - 1..=MAX_ZXID;
+
 /// A zxid or a time in ms, in 6 bytes: the signed 48-bit range, clamped at its ends (a zxid
 /// never gets there, see [`MAX_ZXID`]; a clock would have to be wrong by 4,000 years).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +36,7 @@ struct Stamp([u16; 3]);
 
 impl Stamp {
     fn new(v: i64) -> Stamp {
-        let v = v.clamp(-MAX_ZXID - 1, MAX_ZXID) as u64;
+        let v = v.clamp(*STAMP_RANGE.start(), *STAMP_RANGE.end()) as u64;
         Stamp([v as u16, (v >> 16) as u16, (v >> 32) as u16])
     }
 

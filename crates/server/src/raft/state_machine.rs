@@ -115,10 +115,10 @@ const INCOMING: &str = "incoming.snap.tmp";
 
 /// Loads a snapshot file into an applied state.
 pub fn load_snapshot(path: &Path, extended_types: bool) -> Result<(SmState, Meta), String> {
-    let bytes = map_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (meta, tree_bytes) = parse_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tree = read_snapshot(tree_bytes, extended_types)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let bytes = map_file(path).map_err(|e| named(&e))?;
+    let (meta, tree_bytes) = parse_file(&bytes).map_err(|e| named(&e))?;
+    let tree = read_snapshot(tree_bytes, extended_types).map_err(|e| named(&e))?;
     Ok((
         SmState {
             tree,
