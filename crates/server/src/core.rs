@@ -7,6 +7,7 @@
 //! gets an event before the reply to any later read that reflects the change.
 
 use crate::config::Config;
+use crate::raft::queue::TxnQueue;
 use crate::raft::types::{LogId, NodeId};
 use crate::watch::{event_frame, ConnId, WatchManager};
 use bytes::Bytes;
@@ -31,14 +32,6 @@ pub struct SmState {
     pub membership: StoredMembership<NodeId, BasicNode>,
     /// Txns applied since the last snapshot was started.
     pub txns_since_snapshot: u64,
-}
-
-/// A txn waiting to be batched into a Raft entry.
-pub struct Proposal {
-    /// Request id; the reply is routed to `Core::pending[id]`.
-    pub id: u64,
-    /// The txn.
-    pub txn: Txn,
 }
 
 /// Per-connection counters shown by `cons` and `stat`.
@@ -237,20 +230,16 @@ pub struct Core {
     pending: Mutex<HashMap<u64, oneshot::Sender<Applied>>>,
     next_req: AtomicU64,
     next_conn: AtomicU64,
-    proposals: mpsc::Sender<Proposal>,
+    /// Txns waiting for a Raft entry.
+    pub queue: Arc<TxnQueue>,
     snapshot_threshold: AtomicU64,
 }
 
 impl Core {
-    /// Builds the core around a loaded state; returns it with the proposal queue's receiver.
-    pub fn new(
-        config: Config,
-        my_id: NodeId,
-        sm: SmState,
-    ) -> (Arc<Core>, mpsc::Receiver<Proposal>) {
-        let (tx, rx) = mpsc::channel(1 << 16);
+    /// Builds the core around a loaded state.
+    pub fn new(config: Config, my_id: NodeId, sm: SmState) -> Arc<Core> {
         let threshold = snapshot_threshold(config.snap_count);
-        let core = Arc::new(Core {
+        Arc::new(Core {
             config,
             my_id,
             sm: RwLock::new(sm),
@@ -264,10 +253,9 @@ impl Core {
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             next_conn: AtomicU64::new(1),
-            proposals: tx,
+            queue: Arc::default(),
             snapshot_threshold: AtomicU64::new(threshold),
-        });
-        (core, rx)
+        })
     }
 
     /// A fresh connection id.
@@ -281,18 +269,17 @@ impl Core {
         let id = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
-        if self.proposals.send(Proposal { id, txn }).await.is_err() {
+        if !self.queue.push(id, txn).await {
             self.pending.lock().remove(&id);
         }
         rx
     }
 
-    /// Drops the waiters of proposals that will never be applied (their callers see an error).
-    pub fn fail_proposals(&self, ids: &[u64]) {
-        let mut p = self.pending.lock();
-        for id in ids {
-            p.remove(id);
-        }
+    /// Drops every proposal's waiter once the write path has failed (their callers see an
+    /// error and close their connections, as ZooKeeper's do when the leader goes away).
+    pub fn fail_all(&self) {
+        self.queue.close();
+        self.pending.lock().clear();
     }
 
     /// Hands applied outcomes to the connections waiting for them.

@@ -90,9 +90,9 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             txns_since_snapshot: 0,
         },
     };
-    let flushes = log.flushes();
-
-    let (core, proposals) = Core::new(config.clone(), my_id, sm_state);
+    let core = Core::new(config.clone(), my_id, sm_state);
+    let mut log = log;
+    log.fill_from(core.queue.clone());
     {
         // A restarted server gives every session a fresh timeout before expiring any.
         let sm = core.sm.read();
@@ -160,8 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         tokio::spawn(proposer::run(
             core.clone(),
             raft.clone(),
-            proposals,
-            flushes,
+            core.queue.clone(),
         )),
         tokio::spawn(session_ticker(core.clone(), raft.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),

@@ -31,9 +31,10 @@
 //! record was acknowledged). Any other damage stops the server with the file and byte offset
 //! named.
 
+use super::queue::{TxnQueue, MAX_BATCH};
 use super::types::{decode_entry, encode_entry, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -254,9 +255,6 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     fsyncs: AtomicU64,
-    /// Counts the writer's completed flush groups (durable or failed): the proposer hands
-    /// openraft its next batch when this moves, which is when openraft can take it.
-    flushes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Called by the writer thread once an append is durable (or failed).
@@ -289,6 +287,8 @@ pub struct LogStore {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     recovery: Recovery,
+    /// Where open entries take their txns from (see [`super::queue`]).
+    queue: Option<Arc<TxnQueue>>,
 }
 
 /// A cloneable reader of the log, sharing the store's cache and segment files.
@@ -870,7 +870,6 @@ impl LogStore {
                 appends: 0,
             }),
             fsyncs,
-            flushes: tokio::sync::watch::Sender::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -899,13 +898,13 @@ impl LogStore {
             jobs: Some(tx),
             writer: Some(handle),
             recovery,
+            queue: None,
         })
     }
 
-    /// Follows the number of completed append flushes (each reports one or more appends
-    /// durable, or failed).
-    pub fn flushes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.shared.flushes.subscribe()
+    /// Fills open entries from `queue` as they are appended.
+    pub fn fill_from(&mut self, queue: Arc<TxnQueue>) {
+        self.queue = Some(queue);
     }
 
     /// Number of fsync/fdatasync calls (files and directory) made so far.
@@ -937,6 +936,17 @@ impl LogStore {
     /// Makes `entries` readable at once and queues them for the writer, which calls `done`
     /// once they are durable (or failed).
     fn enqueue(&mut self, mut entries: Vec<Entry>, done: Done) -> io::Result<()> {
+        for e in &mut entries {
+            if let EntryPayload::Normal(b) = &mut e.payload {
+                if b.open {
+                    let q = self.queue.as_ref().ok_or_else(|| {
+                        io::Error::other("an open entry reached a log store with no queue")
+                    })?;
+                    b.items = q.take(MAX_BATCH).into();
+                    b.open = false;
+                }
+            }
+        }
         let append = {
             let mut st = self.shared.state.lock();
             // Entries at or below the purge point are already gone (openraft does not send
@@ -1328,12 +1338,8 @@ impl Writer {
                 self.buf.clear();
             }
         }
-        let appends = self.pending.len();
         for done in self.pending.drain(..) {
             done(copy_result(&result));
-        }
-        if appends > 0 {
-            self.shared.flushes.send_modify(|n| *n += 1);
         }
     }
 
@@ -1772,6 +1778,7 @@ mod tests {
             payload: EntryPayload::Normal(Batch {
                 origin: index * 1000 + term,
                 items: Vec::new().into(),
+                open: false,
             }),
         }
     }
@@ -1860,6 +1867,45 @@ mod tests {
         // A hole is refused.
         assert!(s.blocking_append(entries(2, 12, 12)).await.is_err());
         assert_eq!(s.recovery(), &Recovery::default());
+    }
+
+    #[tokio::test]
+    async fn an_open_entry_takes_the_queued_txns_when_appended() {
+        use crate::raft::queue::tests::txn;
+        let open = |index: u64| Entry {
+            log_id: lid(1, index),
+            payload: EntryPayload::Normal(Batch {
+                origin: 1,
+                items: Vec::new().into(),
+                open: true,
+            }),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let filled = {
+            let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+            // Without a queue an open entry is refused, not stored empty.
+            assert!(s.blocking_append([open(1)]).await.is_err());
+            let q = Arc::new(TxnQueue::default());
+            s.fill_from(q.clone());
+            // Queued before the append: taken by it. Queued after: left for the next one.
+            assert!(q.push(10, txn(10)).await);
+            assert!(q.push(11, txn(11)).await);
+            let rx = queue(&mut s, vec![open(1)]);
+            assert!(q.push(12, txn(12)).await);
+            rx.await.unwrap().unwrap();
+            let got = all(&mut s).await;
+            assert_eq!(q.take(MAX_BATCH).len(), 1, "the later txn stays queued");
+            got
+        };
+        let EntryPayload::Normal(b) = &filled[0].payload else {
+            panic!("payload kind changed: {:?}", filled[0]);
+        };
+        assert!(!b.open);
+        let ids: Vec<u64> = b.items.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [10, 11]);
+        // What was stored is the filled entry.
+        let mut s = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        assert_eq!(all(&mut s).await, filled);
     }
 
     #[tokio::test]

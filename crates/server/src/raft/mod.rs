@@ -3,5 +3,6 @@
 pub mod log_store;
 pub mod network;
 pub mod proposer;
+pub mod queue;
 pub mod state_machine;
 pub mod types;

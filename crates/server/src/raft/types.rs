@@ -40,11 +40,15 @@ pub struct Batch {
     /// Shared, so the copies the log cache and apply take of an entry cost a reference count,
     /// not a deep copy of every txn.
     pub items: std::sync::Arc<[(u64, Txn)]>,
+    /// An open entry: proposed without txns; the log store fills it from the proposal queue
+    /// when openraft appends it (see [`super::queue`]). Never set in a stored or sent entry.
+    pub open: bool,
 }
 
 impl Batch {
     /// Appends the binary form: origin, count, then (request id, txn) pairs.
     pub fn encode(&self, w: &mut Vec<u8>) {
+        debug_assert!(!self.open, "an open entry is filled before it is stored");
         write_i64(w, self.origin as i64);
         write_i32(w, self.items.len() as i32);
         for (id, txn) in self.items.iter() {
@@ -66,6 +70,7 @@ impl Batch {
         Ok(Batch {
             origin,
             items: items.into(),
+            open: false,
         })
     }
 }
@@ -130,6 +135,7 @@ mod tests {
                 },
             )]
             .into(),
+            open: false,
         };
         let e = Entry {
             log_id: LogId::new(openraft::CommittedLeaderId::new(2, 1), 7),
