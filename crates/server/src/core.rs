@@ -34,6 +34,18 @@ pub struct SmState {
     pub txns_since_snapshot: u64,
 }
 
+impl SmState {
+    /// The state of a server that has applied nothing: a fresh tree.
+    pub fn empty(extended_types: bool) -> SmState {
+        SmState {
+            tree: DataTree::new(extended_types),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            txns_since_snapshot: 0,
+        }
+    }
+}
+
 /// Per-connection counters shown by `cons` and `stat`.
 #[derive(Default)]
 pub struct ConnInfo {
@@ -233,6 +245,9 @@ pub struct Core {
     /// Txns waiting for a Raft entry.
     pub queue: Arc<TxnQueue>,
     snapshot_threshold: AtomicU64,
+    /// Why the write path stopped, once it has (see [`Core::fail_all`]).
+    failed: std::sync::OnceLock<String>,
+    failed_notify: Notify,
 }
 
 impl Core {
@@ -255,6 +270,8 @@ impl Core {
             next_conn: AtomicU64::new(1),
             queue: Arc::default(),
             snapshot_threshold: AtomicU64::new(threshold),
+            failed: std::sync::OnceLock::new(),
+            failed_notify: Notify::new(),
         })
     }
 
@@ -275,11 +292,33 @@ impl Core {
         rx
     }
 
-    /// Drops every proposal's waiter once the write path has failed (their callers see an
-    /// error and close their connections, as ZooKeeper's do when the leader goes away).
-    pub fn fail_all(&self) {
+    /// Stops the write path for good (openraft failed or refused an entry): later proposals
+    /// are refused, and every waiting one is dropped, so its client's connection closes with
+    /// the outcome unknown (a txn already in an appended entry may still be applied, here after
+    /// a restart). [`Core::write_path_failed`] then returns `reason`, and the server stops.
+    pub fn fail_all(&self, reason: String) {
+        if self.failed.set(reason).is_ok() {
+            tracing::error!(
+                "the write path failed: {}",
+                self.failed.get().map_or("", |r| r)
+            );
+        }
         self.queue.close();
         self.pending.lock().clear();
+        self.failed_notify.notify_waiters();
+    }
+
+    /// Waits until the write path has failed; returns why.
+    pub async fn write_path_failed(&self) -> String {
+        loop {
+            let n = self.failed_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if let Some(r) = self.failed.get() {
+                return r.clone();
+            }
+            n.await;
+        }
     }
 
     /// Hands applied outcomes to the connections waiting for them.
@@ -370,4 +409,47 @@ impl Core {
 fn snapshot_threshold(snap_count: u64) -> u64 {
     let half = (snap_count / 2).max(1);
     half + rand::random::<u64>() % half
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_tree::TxnOp;
+
+    fn delete(path: &str) -> Txn {
+        Txn {
+            session: 1,
+            time: 0,
+            auth: vec![],
+            op: TxnOp::Write(Request::Delete {
+                path: path.into(),
+                version: -1,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_path_drops_waiters_refuses_proposals_and_says_why() {
+        let core = Core::new(Config::default(), 1, SmState::empty(false));
+        let queued = core.propose(delete("/a")).await;
+        let c2 = core.clone();
+        let watcher = tokio::spawn(async move { c2.write_path_failed().await });
+        core.fail_all("disk gone".into());
+        assert!(
+            queued.await.is_err(),
+            "a queued proposal's waiter is dropped"
+        );
+        assert!(
+            core.propose(delete("/b")).await.await.is_err(),
+            "a later proposal is refused"
+        );
+        assert!(
+            !core.queue.wait_arrived().await,
+            "the proposer sees the queue closed"
+        );
+        assert_eq!(watcher.await.unwrap(), "disk gone");
+        // The first reason is kept.
+        core.fail_all("later".into());
+        assert_eq!(core.write_path_failed().await, "disk gone");
+    }
 }

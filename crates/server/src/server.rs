@@ -9,8 +9,8 @@ use crate::raft::proposer;
 use crate::raft::state_machine::{list_snapshots, load_snapshot, remove_leftovers, StateMachine};
 use crate::raft::types::Raft;
 use anyhow::{bail, Context};
-use concord_tree::{DataTree, Txn, TxnOp};
-use openraft::{BasicNode, SnapshotPolicy, StoredMembership};
+use concord_tree::{Txn, TxnOp};
+use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,12 +83,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             tracing::info!(file = %f.path.display(), zxid = format!("{:#x}", state.tree.last_zxid()), "loaded snapshot");
             state
         }
-        None => SmState {
-            tree: DataTree::new(config.extended_types_enabled),
-            last_applied: None,
-            membership: StoredMembership::default(),
-            txns_since_snapshot: 0,
-        },
+        None => SmState::empty(config.extended_types_enabled),
     };
     let core = Core::new(config.clone(), my_id, sm_state);
     let mut log = log;
@@ -194,17 +189,23 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     })
 }
 
-/// Runs a server until Ctrl-C or SIGTERM.
+/// Runs a server until Ctrl-C or SIGTERM, or until its write path fails (then with an error).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = start(config).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let failed = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+        reason = handle.core.write_path_failed() => Some(reason),
+    };
     tracing::info!("shutting down");
     handle.shutdown().await;
-    Ok(())
+    match failed {
+        // A server that cannot write must not go on answering as if it could: stop, so a
+        // supervisor restarts it (and a restart replays what reached the log).
+        Some(reason) => anyhow::bail!("stopped: the write path failed: {reason}"),
+        None => Ok(()),
+    }
 }
 
 async fn accept_loop(core: Arc<Core>, listener: TcpListener) {

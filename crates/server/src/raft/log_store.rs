@@ -936,17 +936,6 @@ impl LogStore {
     /// Makes `entries` readable at once and queues them for the writer, which calls `done`
     /// once they are durable (or failed).
     fn enqueue(&mut self, mut entries: Vec<Entry>, done: Done) -> io::Result<()> {
-        for e in &mut entries {
-            if let EntryPayload::Normal(b) = &mut e.payload {
-                if b.open {
-                    let q = self.queue.as_ref().ok_or_else(|| {
-                        io::Error::other("an open entry reached a log store with no queue")
-                    })?;
-                    b.items = q.take(MAX_BATCH).into();
-                    b.open = false;
-                }
-            }
-        }
         let append = {
             let mut st = self.shared.state.lock();
             // Entries at or below the purge point are already gone (openraft does not send
@@ -968,6 +957,18 @@ impl LogStore {
                     )));
                 }
                 want = Some(index + 1);
+            }
+            // Fill open entries, now that nothing can refuse or drop them.
+            for e in &mut entries {
+                if let EntryPayload::Normal(b) = &mut e.payload {
+                    if b.open {
+                        let q = self.queue.as_ref().ok_or_else(|| {
+                            io::Error::other("an open entry reached a log store with no queue")
+                        })?;
+                        b.items = q.take(MAX_BATCH).into();
+                        b.open = false;
+                    }
+                }
             }
             st.appends += 1;
             let append = st.appends;

@@ -15,12 +15,11 @@ use tokio::sync::Semaphore;
 /// Most entries proposed and not yet applied (a bound should applying fall behind the disk).
 const MAX_UNAPPLIED: usize = 8;
 
-/// Runs until the write path fails; then fails every queued and waiting proposal.
+/// Runs until the write path fails; then stops it (see [`Core::fail_all`]).
 pub async fn run(core: Arc<Core>, raft: Raft, queue: Arc<TxnQueue>) {
     let unapplied = Arc::new(Semaphore::new(MAX_UNAPPLIED));
     let mut taken = queue.taken();
-    loop {
-        queue.wait_arrived().await;
+    while queue.wait_arrived().await {
         let Ok(permit) = unapplied.clone().acquire_owned().await else {
             break;
         };
@@ -33,7 +32,7 @@ pub async fn run(core: Arc<Core>, raft: Raft, queue: Arc<TxnQueue>) {
         let resp = match raft.client_write_ff(batch).await {
             Ok(resp) => resp,
             Err(e) => {
-                tracing::error!("raft stopped: {e}");
+                core.fail_all(format!("Raft refused a write: {e}"));
                 break;
             }
         };
@@ -51,25 +50,27 @@ pub async fn run(core: Arc<Core>, raft: Raft, queue: Arc<TxnQueue>) {
             _ = taken.wait_for(|&n| n > seen) => {
                 let core = core.clone();
                 tokio::spawn(async move {
-                    if let Ok(Err(e)) = outcome.await {
-                        tracing::warn!("write not committed: {e}");
-                        core.fail_all();
+                    if let Some(e) = failure(outcome.await) {
+                        core.fail_all(e);
                     }
                 });
             }
-            r = &mut outcome => match r {
-                // Taken, written and applied before this task looked.
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!("write not committed: {e}");
+            r = &mut outcome => {
+                // Ok: taken, written and applied before this task looked.
+                if let Some(e) = failure(r) {
+                    core.fail_all(e);
                     break;
                 }
-                Err(e) => {
-                    tracing::warn!("write not committed: {e}");
-                    break;
-                }
-            },
+            }
         }
     }
-    core.fail_all();
+}
+
+/// Why an entry's write failed, if it did.
+fn failure(r: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+    match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("a Raft entry failed: {e}")),
+        Err(e) => Some(format!("a Raft entry's outcome was lost: {e}")),
+    }
 }

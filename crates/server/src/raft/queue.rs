@@ -12,6 +12,7 @@
 
 use concord_tree::Txn;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use tokio::sync::{watch, Notify};
 
 /// Most txns packed into one entry.
@@ -22,7 +23,7 @@ pub const MAX_QUEUED: usize = 1 << 16;
 
 #[derive(Default)]
 struct State {
-    items: Vec<(u64, Txn)>,
+    items: VecDeque<(u64, Txn)>,
     /// Set once the write path has stopped: nothing will take the queue again.
     closed: bool,
 }
@@ -65,7 +66,7 @@ impl TxnQueue {
                 }
                 if st.items.len() < MAX_QUEUED {
                     let was_empty = st.items.is_empty();
-                    st.items.push((id, txn.take().expect("pushed once")));
+                    st.items.push_back((id, txn.take().expect("pushed once")));
                     drop(st);
                     if was_empty {
                         self.arrived.notify_one();
@@ -81,21 +82,26 @@ impl TxnQueue {
     pub fn take(&self, max: usize) -> Vec<(u64, Txn)> {
         let taken = {
             let q = &mut self.state.lock().items;
-            if q.len() <= max {
-                std::mem::take(q)
-            } else {
-                let rest = q.split_off(max);
-                std::mem::replace(q, rest)
-            }
+            let n = q.len().min(max);
+            q.drain(..n).collect()
         };
         self.taken.send_modify(|n| *n += 1);
         self.room.notify_waiters();
         taken
     }
 
-    /// Waits until some txn is queued.
-    pub async fn wait_arrived(&self) {
-        while self.state.lock().items.is_empty() {
+    /// Waits until some txn is queued; false once the queue is closed.
+    pub async fn wait_arrived(&self) -> bool {
+        loop {
+            {
+                let st = self.state.lock();
+                if st.closed {
+                    return false;
+                }
+                if !st.items.is_empty() {
+                    return true;
+                }
+            }
             self.arrived.notified().await;
         }
     }
@@ -113,6 +119,7 @@ impl TxnQueue {
             st.items.drain(..).map(|(id, _)| id).collect()
         };
         self.room.notify_waiters();
+        self.arrived.notify_one();
         ids
     }
 }
