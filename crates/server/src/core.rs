@@ -297,12 +297,10 @@ impl Core {
     /// the outcome unknown (a txn already in an appended entry may still be applied, here after
     /// a restart). [`Core::write_path_failed`] then returns `reason`, and the server stops.
     pub fn fail_all(&self, reason: String) {
-        if self.failed.set(reason).is_ok() {
-            tracing::error!(
-                "the write path failed: {}",
-                self.failed.get().map_or("", |r| r)
-            );
-        }
+        self.failed.get_or_init(|| {
+            tracing::error!("the write path failed: {reason}");
+            reason
+        });
         self.queue.close();
         self.pending.lock().clear();
         self.failed_notify.notify_waiters();

@@ -64,7 +64,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
 
     // The log first: opening it takes the data directory's lock, so a second server started on
     // the same directories stops here, before it touches the snapshots.
-    let log = LogStore::open(
+    let mut log = LogStore::open(
         &log_dir,
         LogOptions {
             fsync: config.force_sync,
@@ -86,7 +86,6 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         None => SmState::empty(config.extended_types_enabled),
     };
     let core = Core::new(config.clone(), my_id, sm_state);
-    let mut log = log;
     log.fill_from(core.queue.clone());
     {
         // A restarted server gives every session a fresh timeout before expiring any.
@@ -152,11 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let mut tasks = vec![
-        tokio::spawn(proposer::run(
-            core.clone(),
-            raft.clone(),
-            core.queue.clone(),
-        )),
+        tokio::spawn(proposer::run(core.clone(), raft.clone())),
         tokio::spawn(session_ticker(core.clone(), raft.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
         tokio::spawn(accept_loop(core.clone(), listener)),

@@ -962,15 +962,17 @@ impl LogStore {
             }
             // Fill open entries, now that nothing can refuse or drop them.
             for e in &mut entries {
-                if let EntryPayload::Normal(b) = &mut e.payload {
-                    if b.open {
-                        let q = self.queue.as_ref().ok_or_else(|| {
-                            io::Error::other("an open entry reached a log store with no queue")
-                        })?;
-                        b.items = q.take(MAX_BATCH).into();
-                        b.open = false;
-                    }
+                let EntryPayload::Normal(b) = &mut e.payload else {
+                    continue;
+                };
+                if !b.open {
+                    continue;
                 }
+                let q = self.queue.as_ref().ok_or_else(|| {
+                    io::Error::other("an open entry reached a log store with no queue")
+                })?;
+                b.items = q.take(MAX_BATCH).into();
+                b.open = false;
             }
             st.appends += 1;
             let append = st.appends;
