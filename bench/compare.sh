@@ -50,10 +50,7 @@ run_bench() { # name-round
         --value-size "$VALUE" --duration "$DURATION" --json | tee "$OUT/$1.json"
 }
 
-ZK_CP=$ZK_JAR
-for jar in netty-codec netty-resolver netty-transport-native-unix-common slf4j-simple; do
-    if [ -r "/usr/share/java/$jar.jar" ]; then ZK_CP="$ZK_CP:/usr/share/java/$jar.jar"; fi
-done
+ZK_CP=$(zk_classpath)
 RSS_C=0 RSS_Z=0
 peak_rss() { # pid current-max
     local r; r=$(awk '/VmHWM/{print $2}' /proc/"$1"/status); echo $(( r > $2 ? r : $2 ))

@@ -32,3 +32,13 @@ wait_ready() {
     echo "error: server on $PORT is not serving (srvr shows no Mode)" >&2
     return 1
 }
+
+# Prints the classpath that runs Debian's Apache ZooKeeper server: its jar plus the libraries it
+# needs that the package installs separately.
+zk_classpath() {
+    local cp=/usr/share/java/zookeeper.jar jar
+    for jar in netty-codec netty-resolver netty-transport-native-unix-common slf4j-simple; do
+        if [ -r "/usr/share/java/$jar.jar" ]; then cp="$cp:/usr/share/java/$jar.jar"; fi
+    done
+    echo "$cp"
+}

@@ -257,11 +257,7 @@ run_one() { # name
         server=("$BIN" server --config "$dir/zoo.cfg" --log-level info)
     else
         echo 1 >"$datadir/myid"
-        local cp=$ZK_JAR jar
-        for jar in netty-codec netty-resolver netty-transport-native-unix-common slf4j-simple; do
-            if [ -r "/usr/share/java/$jar.jar" ]; then cp="$cp:/usr/share/java/$jar.jar"; fi
-        done
-        server=(java -cp "$cp" -Xmx2g org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg")
+        server=(java -cp "$(zk_classpath)" -Xmx2g org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg")
     fi
     echo "== $name: starting ${server[*]}" >&2
     "${server[@]}" >"$OUT/$name-server.log" 2>&1 &
