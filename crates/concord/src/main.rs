@@ -35,6 +35,13 @@ fn init_logging(level: Option<&str>) {
         .or_else(|| std::env::var("CONCORD_LOG").ok())
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
+    // openraft logs every vote and election step at info: only its warnings, unless the
+    // filter names it (e.g. `info,openraft=info`).
+    let filter = if filter.contains("openraft") {
+        filter
+    } else {
+        format!("{filter},openraft=warn")
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

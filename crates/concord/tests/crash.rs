@@ -2,22 +2,17 @@
 //! write. After each restart every acknowledged write must be there with its data and version,
 //! no sequential number may have been handed out twice, and the zxid never goes backwards.
 
+mod common;
+
+use common::free_port;
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode};
 
 const ROUNDS: usize = 6;
 const WRITERS: usize = 4;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -38,22 +33,7 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 }
 
 async fn connect(addr: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Client::connector()
-            .with_session_timeout(Duration::from_secs(5))
-            .with_connection_timeout(Duration::from_millis(500))
-            .connect(addr)
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("server did not come back: {e}"),
-        }
-    }
+    common::connect_retry(addr, Duration::from_secs(5)).await
 }
 
 #[derive(Default)]

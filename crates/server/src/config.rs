@@ -57,7 +57,8 @@
 //! force_sync = true
 //!
 //! [raft]
-//! election_timeout_min_ms = 1000
+//! election_timeout_min_ms = 500
+//! election_timeout_max_ms = 1000
 //!
 //! # Either a map from id to the zoo.cfg server.N value (or to an inline table):
 //! [servers]
@@ -305,20 +306,21 @@ fn split_host(s: &str) -> Result<(String, &str), String> {
 /// concord's own Raft timings (not derived from tickTime/syncLimit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTimings {
-    /// Shortest election timeout in ms (default 1000).
+    /// Shortest election timeout in ms (default 300).
     pub election_timeout_min_ms: u64,
-    /// Longest election timeout in ms (default 2000).
+    /// Longest election timeout in ms (default 600); also how long a follower refuses to vote
+    /// after hearing from its leader (openraft's leader lease).
     pub election_timeout_max_ms: u64,
-    /// Leader heartbeat interval in ms (default 250).
+    /// Leader heartbeat interval in ms (default 100).
     pub heartbeat_interval_ms: u64,
 }
 
 impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
-            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            heartbeat_interval_ms: 100,
         }
     }
 }
@@ -1460,7 +1462,8 @@ CONFIGURATION FILES
       1 = \"10.0.0.1:2888:3888;2181\"
 
       [raft]
-      election_timeout_min_ms = 1000
+      election_timeout_min_ms = 500
+      election_timeout_max_ms = 1000
 
   Unknown keys are reported as warnings and ignored; invalid values stop the server with a
   message naming the file and key. The server id is read from the myid file in dataDir (as
@@ -1783,9 +1786,9 @@ mod tests {
         assert_eq!(
             c.raft,
             RaftTimings {
-                election_timeout_min_ms: 1000,
-                election_timeout_max_ms: 2000,
-                heartbeat_interval_ms: 250,
+                election_timeout_min_ms: 300,
+                election_timeout_max_ms: 600,
+                heartbeat_interval_ms: 100,
             }
         );
         assert_eq!(c.log_level, None);
@@ -2095,7 +2098,7 @@ mod tests {
                 "electionTimeoutMinMs",
             ),
             (
-                "concord.raft.electionTimeoutMaxMs=1000",
+                "concord.raft.electionTimeoutMaxMs=200",
                 "electionTimeoutMaxMs",
             ),
             ("server.1=h:1:2:observer", "server.N"),

@@ -182,7 +182,14 @@ pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
     let info = Arc::new(ConnInfo::default());
     let writer_task = tokio::spawn(writer(wr, rx, kill.clone()));
 
-    // Handshake.
+    // Handshake. A cluster server without a leader takes no sessions (clients move on to
+    // another server), as a ZooKeeper server that is not part of a quorum does.
+    if crate::server::is_cluster(&core.config) && core.leader().is_none() {
+        tracing::info!(%peer, "refusing a session: this server has no leader");
+        drop(tx);
+        let _ = writer_task.await;
+        return;
+    }
     let last_zxid = core.sm.read().tree.last_zxid();
     if req.last_zxid_seen > last_zxid {
         tracing::warn!(
@@ -433,6 +440,37 @@ impl Conn {
         self.info.queued.fetch_add(1, Ordering::Relaxed);
         self.core.stats.outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        if let (Request::Sync { path }, Some(ri)) = (&req, self.core.read_index.get()) {
+            // In a cluster `sync` waits for the leader's read index to be applied here, so the
+            // reads after it see every write committed before it.
+            let (wtx, wrx) = oneshot::channel();
+            let (atx, arx) = oneshot::channel();
+            let _ = ri.send(wtx);
+            let core = self.core.clone();
+            let path = path.clone();
+            tokio::spawn(async move {
+                match wrx.await {
+                    Ok(Ok(index)) => {
+                        core.wait_applied(index).await;
+                        let zxid = core.sm.read().tree.last_zxid();
+                        let _ = atx.send(Applied {
+                            zxid,
+                            outcome: Outcome::Reply(Response::Sync(path)),
+                        });
+                    }
+                    // No leader to ask: the connection closes and the client tries elsewhere.
+                    Ok(Err(e)) => tracing::info!("sync failed: {e}"),
+                    Err(_) => {}
+                }
+            });
+            queue.push_back(Job::Write {
+                xid: h.xid,
+                op: h.op,
+                started,
+                rx: arx,
+            });
+            return Next::Continue;
+        }
         if req.is_write() && !matches!(req, Request::Reconfig(_)) {
             let op = if matches!(req, Request::CloseSession) {
                 TxnOp::CloseSession { expired: false }

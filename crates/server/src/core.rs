@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// The applied state: the tree plus the Raft bookkeeping that must be snapshotted with it.
 pub struct SmState {
@@ -107,6 +107,9 @@ pub struct Conns {
 #[derive(Default)]
 pub struct SessionTracker {
     live: HashMap<i64, Tracked>,
+    /// Sessions touched since [`SessionTracker::take_touched`] last ran (a follower sends them
+    /// to the leader).
+    touched: std::collections::HashSet<i64>,
 }
 
 struct Tracked {
@@ -134,12 +137,28 @@ impl SessionTracker {
         if let Some(t) = self.live.get_mut(&id) {
             t.deadline = Instant::now() + t.timeout;
             t.expiring = false;
+            self.touched.insert(id);
+        }
+    }
+
+    /// The sessions touched since the last call.
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        self.touched.drain().collect()
+    }
+
+    /// Gives every session a fresh timeout (a new leader does this before expiring any).
+    pub fn refresh_all(&mut self) {
+        let now = Instant::now();
+        for t in self.live.values_mut() {
+            t.deadline = now + t.timeout;
+            t.expiring = false;
         }
     }
 
     /// Stops tracking a session.
     pub fn remove(&mut self, id: i64) {
         self.live.remove(&id);
+        self.touched.remove(&id);
     }
 
     /// Sessions past their deadline not yet proposed for expiry; marks them as being expired.
@@ -248,6 +267,61 @@ pub struct Core {
     /// Why the write path stopped, once it has (see [`Core::fail_all`]).
     failed: std::sync::OnceLock<String>,
     failed_notify: Notify,
+    /// The leader as this server last saw it (kept by the role watcher).
+    leader: watch::Sender<Option<NodeId>>,
+    /// Index of the last Raft entry applied.
+    applied: watch::Sender<u64>,
+    /// Raft's view of this server.
+    pub status: Mutex<RaftStatus>,
+    /// Where `sync` asks for a read index, in a cluster (see `crate::cluster`).
+    pub read_index: std::sync::OnceLock<mpsc::UnboundedSender<ReadIndexWaiter>>,
+}
+
+/// Raft's view of this server, refreshed from openraft's metrics (for srvr, stat, mntr and the
+/// admin endpoint).
+#[derive(Debug, Clone, Default)]
+pub struct RaftStatus {
+    /// ZooKeeper's name for the role: standalone, leader, follower, observer or looking.
+    pub mode: &'static str,
+    /// Current Raft term.
+    pub term: u64,
+    /// The leader, when known.
+    pub leader: Option<NodeId>,
+    /// Index of the last entry in the local log.
+    pub last_log_index: u64,
+    /// Index of the last entry applied here.
+    pub applied_index: u64,
+    /// On the leader, the largest number of entries a member is behind; elsewhere, entries in
+    /// the local log not yet applied.
+    pub lag: u64,
+    /// Members: id, role (participant/observer), their `server.N` spec, and on the leader the
+    /// index each has acknowledged.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One member of the group as [`RaftStatus`] shows it.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    /// Server id.
+    pub id: NodeId,
+    /// participant or observer.
+    pub role: &'static str,
+    /// The member's `server.N` value.
+    pub spec: String,
+    /// Last log index the member acknowledged (leader only).
+    pub matched: Option<u64>,
+}
+
+/// Receives the log index a `sync` must wait for, or why there is none.
+pub type ReadIndexWaiter = oneshot::Sender<Result<u64, String>>;
+
+/// Request ids carry the id of the server that proposed them in their top bits, so whichever
+/// server applies an entry knows which txns it must answer.
+pub const ORIGIN_SHIFT: u32 = 48;
+
+/// The server that proposed request `id`.
+pub fn origin_of(id: u64) -> NodeId {
+    id >> ORIGIN_SHIFT
 }
 
 impl Core {
@@ -272,6 +346,13 @@ impl Core {
             snapshot_threshold: AtomicU64::new(threshold),
             failed: std::sync::OnceLock::new(),
             failed_notify: Notify::new(),
+            leader: watch::Sender::new(None),
+            applied: watch::Sender::new(0),
+            read_index: std::sync::OnceLock::new(),
+            status: Mutex::new(RaftStatus {
+                mode: "standalone",
+                ..RaftStatus::default()
+            }),
         })
     }
 
@@ -283,7 +364,7 @@ impl Core {
     /// Queues a txn for the write path; the receiver yields its outcome once it is applied,
     /// or fails if the write path dropped it (then the caller closes the client connection).
     pub async fn propose(&self, txn: Txn) -> oneshot::Receiver<Applied> {
-        let id = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let id = (self.my_id << ORIGIN_SHIFT) | self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
         if !self.queue.push(id, txn).await {
@@ -304,6 +385,59 @@ impl Core {
         self.queue.close();
         self.pending.lock().clear();
         self.failed_notify.notify_waiters();
+    }
+
+    /// Drops the waiters of txns that will not be applied through this server's hands (a
+    /// forward to the leader failed): their connections close with the outcome unknown.
+    pub fn abandon(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut p = self.pending.lock();
+        for id in ids {
+            p.remove(&id);
+        }
+    }
+
+    /// The leader changed: txns still queued are dropped and every waiting write is abandoned,
+    /// as ZooKeeper closes its clients' connections when it loses its leader. (A txn already in
+    /// the log may still be applied; its client, like ZooKeeper's, saw the connection drop.)
+    pub fn reset_writes(&self) {
+        self.queue.clear();
+        self.pending.lock().clear();
+    }
+
+    /// The leader as last seen.
+    pub fn leader(&self) -> Option<NodeId> {
+        *self.leader.borrow()
+    }
+
+    /// Records the leader; true when it changed.
+    pub fn set_leader(&self, leader: Option<NodeId>) -> bool {
+        self.leader.send_if_modified(|l| {
+            let changed = *l != leader;
+            *l = leader;
+            changed
+        })
+    }
+
+    /// Follows the leader as seen by this server.
+    pub fn leader_watch(&self) -> watch::Receiver<Option<NodeId>> {
+        self.leader.subscribe()
+    }
+
+    /// Records that entries up to `index` are applied.
+    pub fn set_applied(&self, index: u64) {
+        self.applied.send_if_modified(|a| {
+            let moved = index > *a;
+            if moved {
+                *a = index;
+            }
+            moved
+        });
+    }
+
+    /// Waits until entries up to `index` are applied.
+    pub async fn wait_applied(&self, index: u64) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|&a| a >= index).await;
     }
 
     /// Waits until the write path has failed; returns why.
@@ -369,6 +503,32 @@ impl Core {
                     h.kill.notify_one();
                 }
             }
+        }
+    }
+
+    /// The tree was replaced by a snapshot from the leader: session liveness follows the new
+    /// tree, and every client connection closes (as a ZooKeeper follower's do when it resyncs);
+    /// clients reconnect and re-register their watches with the zxid they last saw, so they
+    /// get the events they missed.
+    pub fn tree_replaced(&self) {
+        let sessions: Vec<(i64, i32)> = {
+            let sm = self.sm.read();
+            sm.tree.sessions().map(|(id, s)| (id, s.timeout)).collect()
+        };
+        {
+            let mut t = self.tracker.lock();
+            *t = SessionTracker::default();
+            for (id, timeout) in sessions {
+                t.add(id, timeout);
+            }
+        }
+        self.close_clients();
+    }
+
+    /// Closes every client connection of this server.
+    pub fn close_clients(&self) {
+        for h in self.conns.lock().by_id.values() {
+            h.kill.notify_one();
         }
     }
 

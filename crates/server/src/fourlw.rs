@@ -184,8 +184,8 @@ fn latency(core: &Core) -> (f64, f64, f64) {
 }
 
 /// The server's role as ZooKeeper names it.
-pub fn mode(_core: &Core) -> &'static str {
-    "standalone"
+pub fn mode(core: &Core) -> &'static str {
+    core.status.lock().mode
 }
 
 /// Resets the server-wide counters (srst).
@@ -258,6 +258,22 @@ fn server_stats_text(core: &Core, with_clients: bool) -> String {
     let _ = writeln!(out, "Zxid: {:#x}", st.zxid);
     let _ = writeln!(out, "Mode: {}", st.mode);
     let _ = writeln!(out, "Node count: {}", st.nodes);
+    if crate::server::is_cluster(&core.config) {
+        let r = core.status.lock().clone();
+        let _ = writeln!(out, "Term: {}", r.term);
+        let _ = writeln!(
+            out,
+            "Leader: {}",
+            r.leader.map_or("none".to_string(), |l| l.to_string())
+        );
+        let _ = writeln!(out, "Commit lag: {}", r.lag);
+        let peers: Vec<String> = r
+            .peers
+            .iter()
+            .map(|p| format!("{}:{}", p.id, p.role))
+            .collect();
+        let _ = writeln!(out, "Peers: {}", peers.join(","));
+    }
     out
 }
 
@@ -318,6 +334,7 @@ fn cons_text(rows: &[ConnRow]) -> String {
 /// The mntr metrics, in order, without the `zk_` prefix.
 pub fn monitor(core: &Core) -> Vec<(&'static str, Value)> {
     let (min, avg, max) = latency(core);
+    let raft = core.status.lock().clone();
     let sm = core.sm.read();
     let (wconns, wpaths, wtotal) = core.watches.lock().summary();
     let s = &core.stats;
@@ -370,10 +387,11 @@ pub fn monitor(core: &Core) -> Vec<(&'static str, Value)> {
             "raft_last_applied_index",
             json!(sm.last_applied.map(|l| l.index).unwrap_or(0)),
         ),
-        (
-            "raft_term",
-            json!(sm.last_applied.map(|l| l.leader_id.term).unwrap_or(0)),
-        ),
+        ("raft_term", json!(raft.term)),
+        ("raft_leader", json!(raft.leader.unwrap_or(0))),
+        ("raft_last_log_index", json!(raft.last_log_index)),
+        ("raft_commit_lag", json!(raft.lag)),
+        ("peers", json!(raft.peers.len())),
         (
             "raft_entries_applied",
             json!(s.entries_applied.load(Ordering::Relaxed)),

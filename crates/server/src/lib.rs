@@ -1,6 +1,7 @@
 //! The concord server: connections, sessions, watches, the Raft write path, storage and config.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod core;

@@ -1,10 +1,13 @@
 //! Starting a server: load state, start Raft, the proposer, the session ticker and the listener.
 
+use crate::cluster;
 use crate::config::Config;
+use crate::config::{ServerRole, ServerSpec};
 use crate::conn::{self, now_ms};
 use crate::core::{Core, SmState};
 use crate::raft::log_store::{LogOptions, LogStore};
 use crate::raft::network::NoPeersFactory;
+use crate::raft::peer::{self, PeerFactory, Peers, TcpDial};
 use crate::raft::proposer;
 use crate::raft::state_machine::{list_snapshots, load_snapshot, remove_leftovers, StateMachine};
 use crate::raft::types::Raft;
@@ -53,6 +56,7 @@ impl ServerHandle {
 
 /// Starts a single server with `config` and returns once it serves clients.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    check(&config)?;
     let my_id = config.my_id.unwrap_or(1);
     let snap_dir = config.data_dir.join("snapshots");
     let log_dir = config.data_log_dir.join("log");
@@ -107,33 +111,117 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         heartbeat_interval: config.raft.heartbeat_interval_ms,
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: 1000,
+        // A snapshot's last chunk is installed before it is answered: a big tree takes seconds.
+        install_snapshot_timeout: 60_000,
         ..Default::default()
     }
     .validate()
     .context("invalid Raft settings")?;
-    let raft = Raft::new(my_id, Arc::new(raft_config), NoPeersFactory, log, sm)
-        .await
-        .context("cannot start Raft")?;
     let client_addr = config.client_addr();
-    if !raft.is_initialized().await? {
-        let members = BTreeMap::from([(my_id, BasicNode::new(client_addr.to_string()))]);
-        raft.initialize(members)
-            .await
-            .context("cannot initialise the Raft group")?;
+    let clustered = is_cluster(&config);
+    let mut tasks = Vec::new();
+    let peers = if clustered {
+        let peers = Peers::new(my_id, Arc::new(TcpDial));
+        let me = config
+            .servers
+            .iter()
+            .find(|s| s.id == my_id)
+            .context("this server's id has no server.N line")?;
+        let at = format!("{}:{}", bracket(&me.host), me.quorum_port);
+        let listener = TcpListener::bind(&at).await.with_context(|| {
+            format!("cannot listen on {at} for peers (server.{my_id}'s quorum port)")
+        })?;
+        Some((peers, listener))
     } else {
-        // A group of one elects itself at once instead of waiting out an election timeout.
-        let _ = raft.trigger().elect().await;
+        None
+    };
+    let raft = match &peers {
+        Some((p, _)) => {
+            Raft::new(
+                my_id,
+                Arc::new(raft_config),
+                PeerFactory(p.clone()),
+                log,
+                sm,
+            )
+            .await
+        }
+        None => Raft::new(my_id, Arc::new(raft_config), NoPeersFactory, log, sm).await,
     }
-    raft.wait(Some(Duration::from_secs(60)))
-        .metrics(
-            |m| {
-                m.current_leader == Some(my_id)
-                    && m.last_applied.map(|l| l.index) >= m.last_log_index
-            },
-            "become leader and apply the log",
-        )
-        .await
-        .context("the server did not become ready")?;
+    .context("cannot start Raft")?;
+    let peers = match peers {
+        Some((p, listener)) => {
+            tasks.push(tokio::spawn(peer::accept_loop(
+                core.clone(),
+                raft.clone(),
+                listener,
+            )));
+            Some(p)
+        }
+        None => None,
+    };
+    if let Some(p) = &peers {
+        let node = |s: &ServerSpec| (s.id, BasicNode::new(s.to_string()));
+        let voters: BTreeMap<_, _> = config
+            .servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Participant)
+            .map(node)
+            .collect();
+        let observers: BTreeMap<_, _> = config
+            .servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Observer)
+            .map(node)
+            .collect();
+        // Every voter initialises the group with the same members (openraft allows that);
+        // observers wait for the leader to add them.
+        if voters.contains_key(&my_id) && !raft.is_initialized().await? {
+            if let Err(e) = raft.initialize(voters).await {
+                tracing::debug!("initialise: {e}");
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = core.read_index.set(tx);
+        let touch_every = Duration::from_millis((config.tick_time_ms as u64 / 2).clamp(20, 1000));
+        tasks.push(tokio::spawn(cluster::serve_read_index(
+            raft.clone(),
+            p.clone(),
+            rx,
+            my_id,
+        )));
+        tasks.push(tokio::spawn(cluster::send_touches(
+            core.clone(),
+            raft.clone(),
+            p.clone(),
+            touch_every,
+        )));
+        tasks.push(tokio::spawn(cluster::add_observers(
+            core.clone(),
+            raft.clone(),
+            observers,
+        )));
+    } else {
+        if !raft.is_initialized().await? {
+            let members = BTreeMap::from([(my_id, BasicNode::new(client_addr.to_string()))]);
+            raft.initialize(members)
+                .await
+                .context("cannot initialise the Raft group")?;
+        } else {
+            // A group of one elects itself at once instead of waiting out an election timeout.
+            let _ = raft.trigger().elect().await;
+        }
+        raft.wait(Some(Duration::from_secs(60)))
+            .metrics(
+                |m| {
+                    m.current_leader == Some(my_id)
+                        && m.last_applied.map(|l| l.index) >= m.last_log_index
+                },
+                "become leader and apply the log",
+            )
+            .await
+            .context("the server did not become ready")?;
+    }
 
     let listener = TcpListener::bind(client_addr)
         .await
@@ -150,12 +238,13 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         None
     };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-    let mut tasks = vec![
-        tokio::spawn(proposer::run(core.clone(), raft.clone())),
+    tasks.extend([
+        tokio::spawn(cluster::watch_role(core.clone(), raft.clone(), clustered)),
+        tokio::spawn(proposer::run(core.clone(), raft.clone(), peers.clone())),
         tokio::spawn(session_ticker(core.clone(), raft.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
         tokio::spawn(accept_loop(core.clone(), listener)),
-    ];
+    ]);
     if let Some(l) = admin {
         tasks.push(tokio::spawn(crate::admin::serve(core.clone(), l)));
     }
@@ -303,13 +392,43 @@ async fn snapshot_trigger(core: Arc<Core>, raft: Raft) {
     }
 }
 
+/// Whether `config` describes a group of more than one server.
+pub fn is_cluster(config: &Config) -> bool {
+    config.servers.len() > 1
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 /// Fails with a clear message when two configuration values cannot work together.
 pub fn check(config: &Config) -> anyhow::Result<()> {
-    if config.servers.len() > 1 {
+    if !is_cluster(config) {
+        return Ok(());
+    }
+    let Some(my_id) = config.my_id else {
         bail!(
-            "this build runs single-server groups only; {} server.N lines given",
-            config.servers.len()
+            "{} server.N lines make this a cluster, but this server's id is not known: write it to {} (as ZooKeeper's myid file) or pass --myid",
+            config.servers.len(),
+            config.data_dir.join("myid").display()
         );
+    };
+    if !config.servers.iter().any(|s| s.id == my_id) {
+        bail!("this server's id {my_id} (myid) has no server.{my_id} line");
+    }
+    if let Some(s) = config.servers.iter().find(|s| s.id == 0 || s.id >= 1 << 16) {
+        bail!("server.{}: server ids must be between 1 and 65535", s.id);
+    }
+    if !config
+        .servers
+        .iter()
+        .any(|s| s.role == ServerRole::Participant)
+    {
+        bail!("no server.N line is a participant: a cluster needs at least one voter");
     }
     Ok(())
 }

@@ -80,3 +80,33 @@ pub async fn four_letter(addr: std::net::SocketAddr, cmd: &str) -> String {
     s.read_to_string(&mut out).await.expect("read");
     out
 }
+
+/// A TCP port that was free a moment ago (for servers run as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects a `zookeeper-client` session to `addr` (one server or a list), retrying for up to
+/// 30 s while servers start or elect a leader.
+pub async fn connect_retry(addr: &str, session_timeout: Duration) -> zookeeper_client::Client {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match zookeeper_client::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(Duration::from_millis(500))
+            .connect(addr)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot connect to {addr}: {e}"),
+        }
+    }
+}

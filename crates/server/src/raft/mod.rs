@@ -2,6 +2,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod peer;
 pub mod proposer;
 pub mod queue;
 pub mod state_machine;

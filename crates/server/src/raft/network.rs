@@ -1,5 +1,5 @@
-//! The peer network. A single-server group never sends to a peer; every call reports the target
-//! as unreachable. (Multi-server replication replaces this with a TCP transport.)
+//! The network of a single-server group: it never sends to a peer, and every call reports the
+//! target as unreachable. A cluster uses [`super::peer`] instead.
 
 use super::types::{NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};

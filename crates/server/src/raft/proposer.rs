@@ -1,26 +1,61 @@
-//! The proposer: keeps one open entry waiting in openraft whenever txns are queued.
+//! The proposer: moves queued txns into the log, through this server's Raft when it leads and
+//! through the leader otherwise.
 //!
-//! The entry carries no txns when it is proposed; the log store fills it from the
-//! [`TxnQueue`](super::queue::TxnQueue) at the moment openraft appends it (see [`super::queue`]). As soon as it has been
-//! filled, and while it is being written and synced, the proposer proposes the next open entry
-//! if more txns have arrived: openraft takes it the moment the previous append is durable, with
-//! everything that queued during that fsync (group commit).
+//! On the leader it keeps one open entry waiting in openraft whenever txns are queued. The
+//! entry carries no txns when it is proposed; the log store fills it from the
+//! [`TxnQueue`](super::queue::TxnQueue) at the moment openraft appends it (see [`super::queue`]).
+//! As soon as it has been filled, and while it is being written and synced, the proposer
+//! proposes the next open entry if more txns have arrived: openraft takes it the moment the
+//! previous append is durable, with everything that queued during that fsync (group commit).
+//!
+//! On a follower or observer it takes the queued txns in batches and forwards them to the
+//! leader in order ([`Call::Forward`]); the leader queues them like its own. Their request ids
+//! name this server, which answers the clients when it applies the entry. A forward that fails
+//! abandons its txns (their clients' connections close, outcome unknown, as with ZooKeeper).
 
+use super::peer::{Call, Peers, ReplyBody};
+use super::queue::MAX_BATCH;
 use super::types::{Batch, Raft};
 use crate::core::Core;
+use openraft::error::ClientWriteError;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Most entries proposed and not yet applied (a bound should applying fall behind the disk).
 const MAX_UNAPPLIED: usize = 8;
+/// Most forwards to the leader awaiting its answer.
+const MAX_FORWARDS: usize = 8;
+/// How long the leader may take to queue a forward.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs until the write path fails, which stops it (see [`Core::fail_all`]).
-pub async fn run(core: Arc<Core>, raft: Raft) {
+/// Runs until the write path fails, which stops it (see [`Core::fail_all`]). `peers` is None
+/// for a single-server group.
+pub async fn run(core: Arc<Core>, raft: Raft, peers: Option<Arc<Peers>>) {
     let queue = core.queue.clone();
     let unapplied = Arc::new(Semaphore::new(MAX_UNAPPLIED));
+    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     let mut taken = queue.taken();
+    let mut leader_rx = core.leader_watch();
     // Ends once the queue is closed, i.e. once some entry failed.
     while queue.wait_arrived().await {
+        let leader = *leader_rx.borrow_and_update();
+        match leader {
+            Some(l) if l == core.my_id => {}
+            Some(l) => {
+                if let Some(peers) = &peers {
+                    forward(&core, &raft, peers, &forwards, l).await;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        if leader != Some(core.my_id) {
+            // No leader (or one this server cannot reach): wait for the next one. Queued txns
+            // are dropped when the leader changes (`Core::reset_writes`).
+            let _ = leader_rx.changed().await;
+            continue;
+        }
         let Ok(permit) = unapplied.clone().acquire_owned().await else {
             break;
         };
@@ -41,6 +76,8 @@ pub async fn run(core: Arc<Core>, raft: Raft) {
         let mut outcome = tokio::spawn(async move {
             let failed = match resp.await {
                 Ok(Ok(_)) => None,
+                // Leadership lost before the entry committed: not a failure of this server.
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => None,
                 Ok(Err(e)) => Some(format!("a Raft entry failed: {e}")),
                 Err(e) => Some(format!("a Raft entry's outcome was lost: {e}")),
             };
@@ -54,6 +91,57 @@ pub async fn run(core: Arc<Core>, raft: Raft) {
         tokio::select! {
             _ = taken.wait_for(|&n| n > seen) => {}
             _ = &mut outcome => {}
+            _ = leader_rx.changed() => {}
         }
     }
+}
+
+/// Sends one batch of queued txns to `leader`; the answer is awaited in the background.
+async fn forward(
+    core: &Arc<Core>,
+    raft: &Raft,
+    peers: &Peers,
+    forwards: &Arc<Semaphore>,
+    leader: u64,
+) {
+    let Ok(permit) = forwards.clone().acquire_owned().await else {
+        return;
+    };
+    let items = core.queue.take(MAX_BATCH);
+    if items.is_empty() {
+        return;
+    }
+    let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
+    let Some(link) = peers.link_via(raft, leader) else {
+        tracing::warn!(leader, "the leader is not in this server's membership");
+        core.abandon(ids);
+        return;
+    };
+    let batch = Batch {
+        origin: core.my_id,
+        items: items.into(),
+        open: false,
+    };
+    let pending = match link.start(Call::Forward(batch)).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(leader, "cannot forward writes to the leader: {e}");
+            core.abandon(ids);
+            return;
+        }
+    };
+    let core = core.clone();
+    tokio::spawn(async move {
+        let failed = match pending.wait(FORWARD_TIMEOUT).await {
+            Ok(ReplyBody::Forwarded(Ok(()))) => None,
+            Ok(ReplyBody::Forwarded(Err(e))) => Some(e),
+            Ok(_) => Some("the leader answered with the wrong kind of reply".into()),
+            Err(e) => Some(e.to_string()),
+        };
+        drop(permit);
+        if let Some(e) = failed {
+            tracing::info!(leader, "forwarded writes dropped: {e}");
+            core.abandon(ids);
+        }
+    });
 }

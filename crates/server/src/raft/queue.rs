@@ -111,6 +111,19 @@ impl TxnQueue {
         self.taken.subscribe()
     }
 
+    /// Drops every queued txn (the leader changed), returning their ids; the queue stays open.
+    pub fn clear(&self) -> Vec<u64> {
+        let ids: Vec<u64> = self
+            .state
+            .lock()
+            .items
+            .drain(..)
+            .map(|(id, _)| id)
+            .collect();
+        self.room.notify_waiters();
+        ids
+    }
+
     /// Stops the queue: later pushes fail, and the ids of the txns still queued are returned.
     pub fn close(&self) -> Vec<u64> {
         let ids = {

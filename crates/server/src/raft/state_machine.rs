@@ -352,7 +352,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             let applied = sm.tree.apply(txn, &mut events);
                             self.core.after_apply(txn, &applied, &mut events);
                             txns += 1;
-                            if batch.origin == my_id {
+                            if crate::core::origin_of(*id) == my_id {
                                 done.push((*id, applied));
                             }
                         }
@@ -367,6 +367,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .txns_applied
                 .fetch_add(txns, std::sync::atomic::Ordering::Relaxed);
             self.core.note_applied(&mut sm, txns);
+            if let Some(l) = sm.last_applied {
+                self.core.set_applied(l.index);
+            }
         }
         self.core.complete(done);
         Ok(out)
@@ -452,11 +455,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(|e| io_err(ErrorVerb::Write, e))?
         .map_err(|e| io_err(ErrorVerb::Write, e))?;
-        let mut sm = self.core.sm.write();
-        sm.tree = tree;
-        sm.last_applied = meta.last_log_id;
-        sm.membership = meta.last_membership.clone();
-        sm.txns_since_snapshot = 0;
+        {
+            let mut sm = self.core.sm.write();
+            sm.tree = tree;
+            sm.last_applied = meta.last_log_id;
+            sm.membership = meta.last_membership.clone();
+            sm.txns_since_snapshot = 0;
+        }
+        self.core.tree_replaced();
+        if let Some(l) = meta.last_log_id {
+            self.core.set_applied(l.index);
+        }
         Ok(())
     }
 

@@ -30,11 +30,13 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// The Raft handle of concord.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// One Raft entry's payload: txns proposed together by one server, each tagged with the
-/// proposer's request id so that server can route the reply when the entry is applied.
+/// One Raft entry's payload: txns appended together, each tagged with the request id of the
+/// server that holds its client's connection, so that server can route the reply when it
+/// applies the entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Batch {
-    /// The server that proposed the batch (it holds the clients' connections).
+    /// The server that built the batch (informational: each txn's request id names the
+    /// server holding its client's connection, see `core::origin_of`).
     pub origin: NodeId,
     /// (request id on the origin server, txn), applied in order.
     /// Shared, so the copies the log cache and apply take of an entry cost a reference count,

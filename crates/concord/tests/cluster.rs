@@ -1,0 +1,408 @@
+//! Cluster tests with real processes on loopback: the `concord` binary, three servers started
+//! from zoo.cfg files with `server.N` lines and `myid` files, as a ZooKeeper ensemble is.
+//! Clients are the `zookeeper-client` crate with a connect string listing every server.
+//!
+//! What they check: writes made through any server are visible through every server after
+//! `sync`; killing the leader with SIGKILL under write load loses no acknowledged write and
+//! writes resume; a rolling restart of every server under load loses nothing; no client sees
+//! a zxid go backwards.
+
+mod common;
+
+use common::free_port;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zookeeper_client::{Acls, Client, CreateMode};
+
+/// A cluster of `concord` processes sharing one zoo.cfg (apart from dataDir).
+struct Cluster {
+    _root: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+    client_ports: Vec<u16>,
+    procs: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let lines: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "server.{}=127.0.0.1:{}:{};127.0.0.1:{}",
+                    i + 1,
+                    free_port(),
+                    free_port(),
+                    client_ports[i]
+                )
+            })
+            .collect();
+        let mut dirs = Vec::new();
+        for i in 0..n {
+            let dir = root.path().join(format!("s{}", i + 1));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nsnapCount=4000\n\
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\n{}\n",
+                dir.display(),
+                lines.join("\n")
+            );
+            std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+            dirs.push(dir);
+        }
+        let mut c = Cluster {
+            _root: root,
+            dirs,
+            client_ports,
+            procs: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dirs[i].join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(["server", "--config"])
+            .arg(self.dirs[i].join("zoo.cfg"))
+            .args(["--log-level", "info"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn concord");
+        self.procs[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+        }
+    }
+
+    fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.client_ports[i])
+    }
+
+    fn connect_string(&self) -> String {
+        (0..self.client_ports.len())
+            .map(|i| self.addr(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The server reporting `Mode: leader`, waiting up to 30 s for one.
+    async fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for i in 0..self.client_ports.len() {
+                if self.procs[i].is_none() {
+                    continue;
+                }
+                if srvr(&self.addr(i)).await.contains("Mode: leader") {
+                    return i;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader after 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+    }
+}
+
+async fn srvr(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return String::new();
+    };
+    let _ = s.write_all(b"srvr").await;
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
+    out
+}
+
+/// Connects to `addr` (one server or a list), retrying for up to 30 s.
+async fn connect(addr: &str) -> Client {
+    common::connect_retry(addr, Duration::from_secs(6)).await
+}
+
+fn open() -> zookeeper_client::CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_any_server_are_seen_through_every_server() {
+    let cluster = Cluster::new(3);
+    cluster.leader().await;
+    let clients = [
+        connect(&cluster.addr(0)).await,
+        connect(&cluster.addr(1)).await,
+        connect(&cluster.addr(2)).await,
+    ];
+    clients[0].create("/app", b"root", &open()).await.unwrap();
+    clients[0].sync("/app").await.unwrap();
+    for (i, c) in clients.iter().enumerate() {
+        c.sync("/").await.unwrap();
+        for k in 0..20 {
+            c.create(
+                &format!("/app/s{i}-{k}"),
+                format!("{i}/{k}").as_bytes(),
+                &open(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // A version check made through one follower fails through another, as on one server.
+    let (_, stat) = clients[1].get_data("/app").await.unwrap();
+    clients[2].sync("/app").await.unwrap();
+    clients[2]
+        .set_data("/app", b"v2", Some(stat.version))
+        .await
+        .unwrap();
+    assert!(clients[1]
+        .set_data("/app", b"v3", Some(stat.version))
+        .await
+        .is_err());
+    for c in &clients {
+        c.sync("/app").await.unwrap();
+        let mut kids = c.list_children("/app").await.unwrap();
+        kids.sort();
+        assert_eq!(kids.len(), 60, "{kids:?}");
+        let (d, _) = c.get_data("/app/s2-19").await.unwrap();
+        assert_eq!(d, b"2/19");
+        assert_eq!(c.get_data("/app").await.unwrap().0, b"v2");
+    }
+    // An ephemeral made through one server is seen through the others, and goes with its
+    // session wherever the session is closed.
+    let eph = connect(&cluster.addr(1)).await;
+    eph.create(
+        "/app/eph",
+        b"",
+        &CreateMode::Ephemeral.with_acls(Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    clients[0].sync("/app").await.unwrap();
+    assert!(clients[0].check_stat("/app/eph").await.unwrap().is_some());
+    drop(eph);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        clients[2].sync("/app").await.unwrap();
+        if clients[2].check_stat("/app/eph").await.unwrap().is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ephemeral outlived its closed session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every server reports its role.
+    let mut modes = Vec::new();
+    for i in 0..3 {
+        let s = srvr(&cluster.addr(i)).await;
+        let mode = s
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .unwrap_or("")
+            .to_string();
+        modes.push(mode);
+    }
+    modes.sort();
+    assert_eq!(modes, ["follower", "follower", "leader"], "{modes:?}");
+}
+
+#[derive(Default, Clone)]
+struct Acked {
+    /// Node path -> data, for every acknowledged create.
+    creates: HashMap<String, Vec<u8>>,
+}
+
+/// Writers that create nodes through the whole connect string until told to stop; each
+/// checks that the zxids it is told never go backwards.
+fn start_writers(
+    cluster: &Cluster,
+    n: usize,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let cs = cluster.connect_string();
+    (0..n)
+        .map(|w| {
+            let cs = cs.clone();
+            let acked = acked.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut c = connect(&cs).await;
+                let mut last_zxid = 0i64;
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = format!("/load/w{w}-{i}");
+                    let data = format!("w{w} i{i}").into_bytes();
+                    match c.create(&path, &data, &open()).await {
+                        Ok((stat, _)) => {
+                            assert!(
+                                stat.czxid > last_zxid,
+                                "writer {w}: zxid went from {last_zxid:#x} to {:#x}",
+                                stat.czxid
+                            );
+                            last_zxid = stat.czxid;
+                            acked.lock().unwrap().creates.insert(path, data);
+                            i += 1;
+                        }
+                        Err(zookeeper_client::Error::NodeExists) => {
+                            // The earlier attempt was applied after all (its reply was lost).
+                            i += 1;
+                        }
+                        Err(zookeeper_client::Error::SessionExpired)
+                        | Err(zookeeper_client::Error::ClientClosed) => {
+                            c = connect(&cs).await;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Stops the writers and waits for them; a writer that saw a zxid go backwards fails here.
+async fn stop_writers(
+    stop: &std::sync::atomic::AtomicBool,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("writer stops")
+            .expect("writer saw no zxid go backwards");
+    }
+}
+
+/// Checks through every running server that each acknowledged create is there with its data.
+async fn check_acked(cluster: &Cluster, acked: &Acked, what: &str) {
+    for i in 0..cluster.procs.len() {
+        if cluster.procs[i].is_none() {
+            continue;
+        }
+        let c = connect(&cluster.addr(i)).await;
+        c.sync("/load").await.unwrap();
+        for (path, data) in &acked.creates {
+            match c.get_data(path).await {
+                Ok((d, _)) => assert_eq!(
+                    &d,
+                    data,
+                    "{what}: {path} has other data on server {}",
+                    i + 1
+                ),
+                Err(e) => panic!(
+                    "{what}: acknowledged create {path} missing on server {}: {e}",
+                    i + 1
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::new(3);
+    cluster.leader().await;
+    connect(&cluster.connect_string())
+        .await
+        .create("/load", b"", &open())
+        .await
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    for round in 0..3 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers = start_writers(&cluster, 4, acked.clone(), stop.clone());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let before = acked.lock().unwrap().creates.len();
+        let leader = cluster.leader().await;
+        cluster.kill(leader);
+        let killed = Instant::now();
+        // Writes resume through the remaining two.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = acked.lock().unwrap().creates.len();
+            if now > before + 20 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: writes did not resume after the leader (server {}) was killed; log:\n{}",
+                leader + 1,
+                cluster.log((leader + 1) % 3)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "round {round}: killed leader {}, writes resumed within {:?}",
+            leader + 1,
+            killed.elapsed()
+        );
+        stop_writers(&stop, writers).await;
+        cluster.start(leader);
+        let a = acked.lock().unwrap().clone();
+        check_acked(&cluster, &a, &format!("round {round}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_loses_nothing() {
+    let mut cluster = Cluster::new(3);
+    cluster.leader().await;
+    connect(&cluster.connect_string())
+        .await
+        .create("/load", b"", &open())
+        .await
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = start_writers(&cluster, 4, acked.clone(), stop.clone());
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.kill(i);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.start(i);
+        // Back in the group before the next one goes.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !srvr(&cluster.addr(i)).await.contains("Mode: follower")
+            && !srvr(&cluster.addr(i)).await.contains("Mode: leader")
+        {
+            assert!(Instant::now() < deadline, "server {} did not rejoin", i + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_writers(&stop, writers).await;
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.creates.len() > 50,
+        "only {} writes acknowledged",
+        acked.creates.len()
+    );
+    check_acked(&cluster, &acked, "after the rolling restart").await;
+}

@@ -1,0 +1,192 @@
+//! Cluster duties that run beside Raft: following leader changes, sending session touches to
+//! the leader, read indexes for `sync`, and adding configured observers as learners.
+
+use crate::core::{Core, PeerStatus, RaftStatus, ReadIndexWaiter};
+use crate::raft::peer::{Call, Peers, ReplyBody};
+use crate::raft::types::{NodeId, Raft};
+use openraft::BasicNode;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a read-index request to the leader may take.
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Follows Raft's view of the leader: records it in the core, drops the writes in flight when it
+/// changes, closes client connections while there is none (clients move to a server that has
+/// one), and gives every session a fresh timeout when this server becomes leader.
+pub async fn watch_role(core: Arc<Core>, raft: Raft, clustered: bool) {
+    let mut metrics = raft.metrics();
+    let mut last: Option<(u64, Option<NodeId>)> = None;
+    loop {
+        let (term, leader) = {
+            let m = metrics.borrow_and_update();
+            if clustered {
+                *core.status.lock() = status_of(&m);
+            } else {
+                let mut st = core.status.lock();
+                st.term = m.current_term;
+                st.leader = m.current_leader;
+                st.last_log_index = m.last_log_index.unwrap_or(0);
+                st.applied_index = m.last_applied.map_or(0, |l| l.index);
+                st.lag = st.last_log_index.saturating_sub(st.applied_index);
+            }
+            (m.current_term, m.current_leader)
+        };
+        if last != Some((term, leader)) {
+            let first = last.is_none();
+            let was_leader = last.is_some_and(|(_, l)| l == Some(core.my_id));
+            last = Some((term, leader));
+            core.set_leader(leader);
+            if !first {
+                tracing::info!(term, leader = ?leader, "leader changed");
+                core.reset_writes();
+            }
+            if leader.is_none() {
+                core.close_clients();
+            }
+            if leader == Some(core.my_id) && !was_leader {
+                core.tracker.lock().refresh_all();
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn status_of(m: &openraft::RaftMetrics<NodeId, BasicNode>) -> RaftStatus {
+    use openraft::ServerState;
+    let last_log_index = m.last_log_index.unwrap_or(0);
+    let applied_index = m.last_applied.map_or(0, |l| l.index);
+    let mode = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Learner => "observer",
+        _ if m.current_leader.is_none() => "looking",
+        _ => "follower",
+    };
+    let membership = m.membership_config.membership();
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    let peers = membership
+        .nodes()
+        .map(|(id, node)| PeerStatus {
+            id: *id,
+            role: if voters.contains(id) {
+                "participant"
+            } else {
+                "observer"
+            },
+            spec: node.addr.clone(),
+            matched: m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index),
+        })
+        .collect::<Vec<_>>();
+    let lag = match &m.replication {
+        Some(r) => r
+            .values()
+            .map(|l| last_log_index.saturating_sub(l.map_or(0, |l| l.index)))
+            .max()
+            .unwrap_or(0),
+        None => last_log_index.saturating_sub(applied_index),
+    };
+    RaftStatus {
+        mode,
+        term: m.current_term,
+        leader: m.current_leader,
+        last_log_index,
+        applied_index,
+        lag,
+        peers,
+    }
+}
+
+/// On a follower or observer, sends the sessions its clients were heard from to the leader
+/// every `interval`, so the leader does not expire them.
+pub async fn send_touches(core: Arc<Core>, raft: Raft, peers: Arc<Peers>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let touched = core.tracker.lock().take_touched();
+        let leader = core.leader();
+        let Some(leader) = leader.filter(|&l| l != core.my_id) else {
+            continue;
+        };
+        if touched.is_empty() {
+            continue;
+        }
+        let Some(link) = peers.link_via(&raft, leader) else {
+            continue;
+        };
+        if let Err(e) = link.call(Call::Touch(touched), interval * 4).await {
+            tracing::debug!(leader, "cannot send session touches: {e}");
+        }
+    }
+}
+
+/// Answers `sync`'s read-index requests: on the leader from Raft, elsewhere from the leader.
+pub async fn serve_read_index(
+    raft: Raft,
+    peers: Arc<Peers>,
+    mut rx: mpsc::UnboundedReceiver<ReadIndexWaiter>,
+    my_id: NodeId,
+) {
+    while let Some(w) = rx.recv().await {
+        let raft = raft.clone();
+        let peers = peers.clone();
+        tokio::spawn(async move {
+            let _ = w.send(read_index(&raft, &peers, my_id).await);
+        });
+    }
+}
+
+async fn read_index(raft: &Raft, peers: &Peers, my_id: NodeId) -> Result<u64, String> {
+    let leader = raft.metrics().borrow().current_leader.ok_or("no leader")?;
+    if leader == my_id {
+        return raft
+            .get_read_log_id()
+            .await
+            .map(|(read, _)| read.map_or(0, |l| l.index))
+            .map_err(|e| e.to_string());
+    }
+    let link = peers
+        .link_via(raft, leader)
+        .ok_or("the leader is not in the membership")?;
+    match link.call(Call::ReadIndex, READ_INDEX_TIMEOUT).await {
+        Ok(ReplyBody::ReadIndex(r)) => r,
+        Ok(_) => Err("the leader answered with the wrong kind of reply".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// While this server leads, adds the configured observers the membership lacks as learners.
+pub async fn add_observers(core: Arc<Core>, raft: Raft, observers: BTreeMap<NodeId, BasicNode>) {
+    if observers.is_empty() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if core.leader() != Some(core.my_id) {
+            continue;
+        }
+        let missing: Vec<(NodeId, BasicNode)> = {
+            let m = raft.metrics().borrow().membership_config.clone();
+            observers
+                .iter()
+                .filter(|(id, _)| m.membership().get_node(id).is_none())
+                .map(|(id, n)| (*id, n.clone()))
+                .collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        for (id, node) in missing {
+            match raft.add_learner(id, node, false).await {
+                Ok(_) => tracing::info!(observer = id, "added observer"),
+                Err(e) => tracing::warn!(observer = id, "cannot add observer yet: {e}"),
+            }
+        }
+    }
+}
