@@ -16,23 +16,36 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(10);
 /// Follows Raft's view of the leader: records it in the core, drops the writes in flight when it
 /// changes, closes client connections while there is none (clients move to a server that has
 /// one), and gives every session a fresh timeout when this server becomes leader.
-pub async fn watch_role(core: Arc<Core>, raft: Raft, clustered: bool) {
-    let mut metrics = raft.metrics();
+///
+/// A leader that has not heard from a quorum for longer than `lease` counts as no leader: it
+/// has most likely been cut off from the others, and openraft 0.9 leaves it leading until it
+/// hears of a newer term. Until then it refuses sessions and writes, as a ZooKeeper leader that
+/// lost its quorum does. Woken by role changes, and every `tick` to look at the quorum's acks.
+pub async fn watch_role(
+    core: Arc<Core>,
+    raft: Raft,
+    clustered: bool,
+    lease: Duration,
+    tick: Duration,
+) {
+    let mut server = raft.server_metrics();
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<(u64, Option<NodeId>)> = None;
     loop {
         let (term, leader) = {
-            let m = metrics.borrow_and_update();
-            if clustered {
-                *core.status.lock() = status_of(&m);
-            } else {
-                let mut st = core.status.lock();
-                st.term = m.current_term;
-                st.leader = m.current_leader;
-                st.last_log_index = m.last_log_index.unwrap_or(0);
-                st.applied_index = m.last_applied.map_or(0, |l| l.index);
-                st.lag = st.last_log_index.saturating_sub(st.applied_index);
+            let m = raft.metrics().borrow().clone();
+            let cut_off = m.current_leader == Some(core.my_id)
+                && m.millis_since_quorum_ack
+                    .is_some_and(|ms| ms > lease.as_millis() as u64);
+            let leader = if cut_off { None } else { m.current_leader };
+            let mut st = status_of(&m, clustered);
+            if cut_off {
+                st.mode = "looking";
+                st.leader = None;
             }
-            (m.current_term, m.current_leader)
+            *core.status.lock() = st;
+            (m.current_term, leader)
         };
         if last != Some((term, leader)) {
             let first = last.is_none();
@@ -50,17 +63,19 @@ pub async fn watch_role(core: Arc<Core>, raft: Raft, clustered: bool) {
                 core.tracker.lock().refresh_all();
             }
         }
-        if metrics.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = server.changed() => if r.is_err() { return },
+            _ = ticker.tick() => {}
         }
     }
 }
 
-fn status_of(m: &openraft::RaftMetrics<NodeId, BasicNode>) -> RaftStatus {
+fn status_of(m: &openraft::RaftMetrics<NodeId, BasicNode>, clustered: bool) -> RaftStatus {
     use openraft::ServerState;
     let last_log_index = m.last_log_index.unwrap_or(0);
     let applied_index = m.last_applied.map_or(0, |l| l.index);
     let mode = match m.state {
+        _ if !clustered => "standalone",
         ServerState::Leader => "leader",
         ServerState::Learner => "observer",
         _ if m.current_leader.is_none() => "looking",

@@ -239,9 +239,15 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     tasks.extend([
-        tokio::spawn(cluster::watch_role(core.clone(), raft.clone(), clustered)),
+        tokio::spawn(cluster::watch_role(
+            core.clone(),
+            raft.clone(),
+            clustered,
+            Duration::from_millis(config.raft.election_timeout_max_ms),
+            Duration::from_millis(config.raft.heartbeat_interval_ms),
+        )),
         tokio::spawn(proposer::run(core.clone(), raft.clone(), peers.clone())),
-        tokio::spawn(session_ticker(core.clone(), raft.clone())),
+        tokio::spawn(session_ticker(core.clone())),
         tokio::spawn(snapshot_trigger(core.clone(), raft.clone())),
         tokio::spawn(accept_loop(core.clone(), listener)),
     ]);
@@ -328,18 +334,18 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
     }
 }
 
-fn is_leader(core: &Core, raft: &Raft) -> bool {
-    raft.metrics().borrow().current_leader == Some(core.my_id)
+fn is_leader(core: &Core) -> bool {
+    core.leader() == Some(core.my_id)
 }
 
 /// Proposes expiry of sessions whose clients went silent, and the purge of expired TTL nodes
 /// and empty containers.
-async fn session_ticker(core: Arc<Core>, raft: Raft) {
+async fn session_ticker(core: Arc<Core>) {
     let tick = Duration::from_millis((core.config.tick_time_ms as u64 / 2).clamp(20, 1000));
     let purging = Arc::new(AtomicBool::new(false));
     loop {
         tokio::time::sleep(tick).await;
-        if !is_leader(&core, &raft) {
+        if !is_leader(&core) {
             continue;
         }
         let expired = core.tracker.lock().take_expired(Instant::now());

@@ -570,7 +570,7 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
         match call {
             // In order: a server's forwarded writes must reach the queue as it sent them.
             Call::Forward(batch) => {
-                let body = ReplyBody::Forwarded(forwarded(&core, &raft, batch).await);
+                let body = ReplyBody::Forwarded(forwarded(&core, batch).await);
                 if !reply(&tx, id, body).await {
                     break;
                 }
@@ -624,8 +624,8 @@ async fn reply(tx: &mpsc::Sender<Vec<u8>>, id: u64, body: ReplyBody) -> bool {
 }
 
 /// Queues txns forwarded by a follower, if this server leads.
-async fn forwarded(core: &Core, raft: &Raft, batch: Batch) -> Result<(), String> {
-    if raft.metrics().borrow().current_leader != Some(core.my_id) {
+async fn forwarded(core: &Core, batch: Batch) -> Result<(), String> {
+    if core.leader() != Some(core.my_id) {
         return Err(format!("server {} is not the leader", core.my_id));
     }
     // The leader's clock stamps every write, so times follow the log's order.
