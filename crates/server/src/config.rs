@@ -306,21 +306,21 @@ fn split_host(s: &str) -> Result<(String, &str), String> {
 /// concord's own Raft timings (not derived from tickTime/syncLimit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTimings {
-    /// Shortest election timeout in ms (default 300).
+    /// Shortest election timeout in ms (default 150).
     pub election_timeout_min_ms: u64,
-    /// Longest election timeout in ms (default 600); also how long a follower refuses to vote
+    /// Longest election timeout in ms (default 300); also how long a follower refuses to vote
     /// after hearing from its leader (openraft's leader lease).
     pub election_timeout_max_ms: u64,
-    /// Leader heartbeat interval in ms (default 100).
+    /// Leader heartbeat interval in ms (default 50).
     pub heartbeat_interval_ms: u64,
 }
 
 impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
         }
     }
 }
@@ -1786,9 +1786,9 @@ mod tests {
         assert_eq!(
             c.raft,
             RaftTimings {
-                election_timeout_min_ms: 300,
-                election_timeout_max_ms: 600,
-                heartbeat_interval_ms: 100,
+                election_timeout_min_ms: 150,
+                election_timeout_max_ms: 300,
+                heartbeat_interval_ms: 50,
             }
         );
         assert_eq!(c.log_level, None);
@@ -2098,7 +2098,7 @@ mod tests {
                 "electionTimeoutMinMs",
             ),
             (
-                "concord.raft.electionTimeoutMaxMs=200",
+                "concord.raft.electionTimeoutMaxMs=100",
                 "electionTimeoutMaxMs",
             ),
             ("server.1=h:1:2:observer", "server.N"),

@@ -223,7 +223,7 @@ pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
                 ..
             }) => (sid, passwd),
             _ => {
-                tracing::warn!(%peer, "closing connection: session could not be created");
+                tracing::info!(%peer, "closing connection: session could not be created");
                 return;
             }
         }

@@ -273,6 +273,8 @@ pub struct Core {
     applied: watch::Sender<u64>,
     /// Raft's view of this server.
     pub status: Mutex<RaftStatus>,
+    /// Set when the server is shutting down: failures from then on are not failures.
+    stopping: std::sync::atomic::AtomicBool,
     /// Where `sync` asks for a read index, in a cluster (see `crate::cluster`).
     pub read_index: std::sync::OnceLock<mpsc::UnboundedSender<ReadIndexWaiter>>,
 }
@@ -349,6 +351,7 @@ impl Core {
             leader: watch::Sender::new(None),
             applied: watch::Sender::new(0),
             read_index: std::sync::OnceLock::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(RaftStatus {
                 mode: "standalone",
                 ..RaftStatus::default()
@@ -378,6 +381,12 @@ impl Core {
     /// the outcome unknown (a txn already in an appended entry may still be applied, here after
     /// a restart). [`Core::write_path_failed`] then returns `reason`, and the server stops.
     pub fn fail_all(&self, reason: String) {
+        if self.stopping() {
+            // Raft is being shut down: its entries' outcomes end without being failures.
+            self.queue.close();
+            self.pending.lock().clear();
+            return;
+        }
         self.failed.get_or_init(|| {
             tracing::error!("the write path failed: {reason}");
             reason
@@ -438,6 +447,16 @@ impl Core {
     pub async fn wait_applied(&self, index: u64) {
         let mut rx = self.applied.subscribe();
         let _ = rx.wait_for(|&a| a >= index).await;
+    }
+
+    /// Marks the server as shutting down.
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server is shutting down.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Waits until the write path has failed; returns why.

@@ -37,6 +37,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Stops accepting, closes connections and shuts Raft down.
     pub async fn shutdown(self) {
+        self.core.begin_stopping();
         for t in &self.tasks {
             t.abort();
         }

@@ -550,9 +550,13 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
     loop {
         let frame = match read_frame(&mut r).await {
             Ok(Some(b)) => b,
-            Ok(None) => break,
+            Ok(None) => {
+                leader_gone(&core, &raft, from);
+                break;
+            }
             Err(e) => {
                 tracing::debug!(%peer, from, "peer connection closed: {e}");
+                leader_gone(&core, &raft, from);
                 break;
             }
         };
@@ -611,6 +615,37 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// The connection from `from` ended (closed or reset, not timed out). If `from` is this
+/// server's leader, its process has most likely stopped: this voter calls an election at once
+/// rather than waiting out the leader lease and its election timeout. (The other voters do the
+/// same; openraft waives the lease for a voter that is itself a candidate, so the faster one's
+/// next round wins, one election timeout after the leader went.)
+fn leader_gone(core: &Arc<Core>, raft: &Raft, from: NodeId) {
+    if core.leader() != Some(from) || core.stopping() {
+        return;
+    }
+    let voter = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == core.my_id);
+    if !voter {
+        return;
+    }
+    tracing::info!(
+        leader = from,
+        "the leader's connection closed; calling an election"
+    );
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        if let Err(e) = raft.trigger().elect().await {
+            tracing::debug!("cannot call an election: {e}");
+        }
+    });
 }
 
 async fn reply(tx: &mpsc::Sender<Vec<u8>>, id: u64, body: ReplyBody) -> bool {

@@ -125,7 +125,8 @@ async fn forward(
     let pending = match link.start(Call::Forward(batch)).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(leader, "cannot forward writes to the leader: {e}");
+            // While a dead leader is being replaced this happens for every write: debug only.
+            tracing::debug!(leader, "cannot forward writes to the leader: {e}");
             core.abandon(ids);
             return;
         }
