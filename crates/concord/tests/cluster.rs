@@ -12,7 +12,7 @@ mod common;
 use common::free_port;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -27,15 +27,23 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: usize) -> Cluster {
+        Cluster::with(n, 0, 4000, true)
+    }
+
+    /// `voters` participants and then `observers` observers, snapshots every `snap_count`
+    /// txns or so; all started when `start` is set, none otherwise.
+    fn with(voters: usize, observers: usize, snap_count: u64, start: bool) -> Cluster {
+        let n = voters + observers;
         let root = tempfile::tempdir().unwrap();
         let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let lines: Vec<String> = (0..n)
             .map(|i| {
                 format!(
-                    "server.{}=127.0.0.1:{}:{};127.0.0.1:{}",
+                    "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}",
                     i + 1,
                     free_port(),
                     free_port(),
+                    if i >= voters { ":observer" } else { "" },
                     client_ports[i]
                 )
             })
@@ -46,8 +54,8 @@ impl Cluster {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
             let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nsnapCount=4000\n\
-                 4lw.commands.whitelist=*\nadmin.enableServer=false\n{}\n",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nsnapCount={snap_count}\n\
+                 maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{}\n",
                 dir.display(),
                 lines.join("\n")
             );
@@ -60,8 +68,10 @@ impl Cluster {
             client_ports,
             procs: (0..n).map(|_| None).collect(),
         };
-        for i in 0..n {
-            c.start(i);
+        if start {
+            for i in 0..n {
+                c.start(i);
+            }
         }
         c
     }
@@ -72,7 +82,7 @@ impl Cluster {
             .args(["server", "--config"])
             .arg(self.dirs[i].join("zoo.cfg"))
             .args(["--log-level", "info"])
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("spawn concord");
@@ -405,4 +415,74 @@ async fn a_rolling_restart_under_load_loses_nothing() {
         acked.creates.len()
     );
     check_acked(&cluster, &acked, "after the rolling restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_that_joins_late_catches_up_from_a_snapshot_and_serves_clients() {
+    // Three voters and one observer; the observer starts only after enough writes that the
+    // leader has taken snapshots and purged the log the observer would need.
+    let mut cluster = Cluster::with(3, 1, 1000, false);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.leader().await;
+    let writer = connect(&cluster.addr(0)).await;
+    writer.create("/late", b"", &open()).await.unwrap();
+    // One at a time, so each is an entry of its own: the log must outgrow the 1000 entries
+    // openraft keeps behind a snapshot before it purges any.
+    for k in 0..2500 {
+        writer
+            .create(&format!("/late/n{k}"), b"v", &open())
+            .await
+            .unwrap();
+    }
+    let leader = cluster.leader().await;
+    let snaps = std::fs::read_dir(cluster.dirs[leader].join("snapshots"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        })
+        .count();
+    assert!(snaps > 0, "the leader took no snapshot");
+
+    cluster.start(3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !srvr(&cluster.addr(3)).await.contains("Mode: observer") {
+        assert!(
+            Instant::now() < deadline,
+            "the observer did not join; its log:\n{}",
+            cluster.log(3)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let obs = connect(&cluster.addr(3)).await;
+    obs.sync("/late").await.unwrap();
+    assert_eq!(obs.list_children("/late").await.unwrap().len(), 2500);
+    assert_eq!(obs.get_data("/late/n2499").await.unwrap().0, b"v");
+    assert!(
+        cluster
+            .log(3)
+            .contains("installed a snapshot from the leader"),
+        "the observer caught up without a snapshot; its log:\n{}",
+        cluster.log(3)
+    );
+    // Writes through the observer are forwarded to the leader and seen everywhere.
+    obs.create("/late/from-observer", b"o", &open())
+        .await
+        .unwrap();
+    writer.sync("/late").await.unwrap();
+    assert_eq!(
+        writer.get_data("/late/from-observer").await.unwrap().0,
+        b"o"
+    );
+    // The leader lists four members, one of them an observer; with one voter down the other
+    // two are still a quorum and writes through the observer go on.
+    let s = srvr(&cluster.addr(leader)).await;
+    assert!(s.contains("4:observer"), "{s}");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    cluster.kill(others[0]);
+    obs.create("/late/one-voter-down", b"", &open())
+        .await
+        .unwrap();
 }

@@ -166,7 +166,7 @@ fn start_servers(net: &Net) -> Servers {
                 .args(["server", "--config"])
                 .arg(dir.join("zoo.cfg"))
                 .args(["--log-level", "info"])
-                .stdout(Stdio::null())
+                .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
                 .expect("spawn concord in its namespace"),

@@ -463,6 +463,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             sm.txns_since_snapshot = 0;
         }
         self.core.tree_replaced();
+        tracing::info!(
+            index = meta.last_log_id.map_or(0, |l| l.index),
+            "installed a snapshot from the leader"
+        );
         if let Some(l) = meta.last_log_id {
             self.core.set_applied(l.index);
         }
