@@ -335,15 +335,21 @@ async fn check_acked(cluster: &Cluster, acked: &Acked, what: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_loses_no_acknowledged_write() {
-    let mut cluster = Cluster::new(3);
+/// Three servers with a leader and the writers' parent node `/load`.
+async fn loaded_cluster() -> Cluster {
+    let cluster = Cluster::new(3);
     cluster.leader().await;
     connect(&cluster.connect_string())
         .await
         .create("/load", b"", &open())
         .await
         .unwrap();
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_write() {
+    let mut cluster = loaded_cluster().await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     for round in 0..3 {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -382,13 +388,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_loses_nothing() {
-    let mut cluster = Cluster::new(3);
-    cluster.leader().await;
-    connect(&cluster.connect_string())
-        .await
-        .create("/load", b"", &open())
-        .await
-        .unwrap();
+    let mut cluster = loaded_cluster().await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers = start_writers(&cluster, 4, acked.clone(), stop.clone());
