@@ -486,3 +486,52 @@ async fn an_observer_that_joins_late_catches_up_from_a_snapshot_and_serves_clien
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_keep_every_write_with_two_of_them_killed() {
+    let mut cluster = Cluster::with(5, 0, 4000, true);
+    let first = cluster.leader().await;
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/five", b"", &open()).await.unwrap();
+    let mut acked = Acked::default();
+    for k in 0..100 {
+        let path = format!("/five/a{k}");
+        c.create(&path, b"a", &open()).await.unwrap();
+        acked.creates.insert(path, b"a".to_vec());
+    }
+    // The leader and one more go: three of five are still a quorum.
+    cluster.kill(first);
+    let second = (first + 1) % 5;
+    cluster.kill(second);
+    let c = connect(&cluster.connect_string()).await;
+    for k in 0..100 {
+        let path = format!("/five/b{k}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.create(&path, b"b", &open()).await {
+                Ok(_) | Err(zookeeper_client::Error::NodeExists) => break,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "three of five servers took no write: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        acked.creates.insert(path, b"b".to_vec());
+    }
+    let new = cluster.leader().await;
+    assert!(new != first && new != second);
+    // Both come back and catch up.
+    cluster.start(first);
+    cluster.start(second);
+    for i in [first, second] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !srvr(&cluster.addr(i)).await.contains("Mode: follower") {
+            assert!(Instant::now() < deadline, "server {} did not rejoin", i + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    check_acked(&cluster, &acked, "five servers").await;
+}
