@@ -138,16 +138,7 @@ impl Drop for Cluster {
 }
 
 async fn srvr(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(Ok(mut s)) =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
-    else {
-        return String::new();
-    };
-    let _ = s.write_all(b"srvr").await;
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
-    out
+    common::srvr(addr, Duration::from_secs(2)).await
 }
 
 /// Connects to `addr` (one server or a list), retrying for up to 30 s.

@@ -176,16 +176,7 @@ fn start_servers(net: &Net) -> Servers {
 }
 
 async fn srvr(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(Ok(mut s)) =
-        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
-    else {
-        return String::new();
-    };
-    let _ = s.write_all(b"srvr").await;
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(1), s.read_to_string(&mut out)).await;
-    out
+    common::srvr(addr, Duration::from_secs(1)).await
 }
 
 fn addr(i: usize) -> String {

@@ -108,8 +108,9 @@ pub struct Conns {
 pub struct SessionTracker {
     live: HashMap<i64, Tracked>,
     /// Sessions touched since [`SessionTracker::take_touched`] last ran (a follower sends them
-    /// to the leader).
+    /// to the leader); kept only in a cluster (see [`SessionTracker::record_touches`]).
     touched: std::collections::HashSet<i64>,
+    recording: bool,
 }
 
 struct Tracked {
@@ -137,8 +138,16 @@ impl SessionTracker {
         if let Some(t) = self.live.get_mut(&id) {
             t.deadline = Instant::now() + t.timeout;
             t.expiring = false;
-            self.touched.insert(id);
+            if self.recording {
+                self.touched.insert(id);
+            }
         }
+    }
+
+    /// Starts keeping the set of touched sessions (a cluster server sends it to its leader; a
+    /// single server has nobody to send it to and skips the work on every packet).
+    pub fn record_touches(&mut self) {
+        self.recording = true;
     }
 
     /// The sessions touched since the last call.

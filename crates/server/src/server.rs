@@ -162,19 +162,18 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         None => None,
     };
     if let Some(p) = &peers {
-        let node = |s: &ServerSpec| (s.id, BasicNode::new(s.to_string()));
-        let voters: BTreeMap<_, _> = config
+        let (voters, observers): (Vec<&ServerSpec>, Vec<&ServerSpec>) = config
             .servers
             .iter()
-            .filter(|s| s.role == ServerRole::Participant)
-            .map(node)
-            .collect();
-        let observers: BTreeMap<_, _> = config
-            .servers
-            .iter()
-            .filter(|s| s.role == ServerRole::Observer)
-            .map(node)
-            .collect();
+            .partition(|s| s.role == ServerRole::Participant);
+        let nodes = |specs: Vec<&ServerSpec>| -> BTreeMap<_, _> {
+            specs
+                .into_iter()
+                .map(|s| (s.id, BasicNode::new(s.to_string())))
+                .collect()
+        };
+        let (voters, observers) = (nodes(voters), nodes(observers));
+        core.tracker.lock().record_touches();
         // Every voter initialises the group with the same members (openraft allows that);
         // observers wait for the leader to add them.
         if voters.contains_key(&my_id) && !raft.is_initialized().await? {

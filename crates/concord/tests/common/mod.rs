@@ -110,3 +110,17 @@ pub async fn connect_retry(addr: &str, session_timeout: Duration) -> zookeeper_c
         }
     }
 }
+
+/// The `srvr` answer of the server at `addr`, or "" when it does not answer within `wait`
+/// (a stopped or cut-off server, for process tests).
+pub async fn srvr(addr: &str, wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await
+    else {
+        return String::new();
+    };
+    let _ = s.write_all(b"srvr").await;
+    let mut out = String::new();
+    let _ = tokio::time::timeout(wait, s.read_to_string(&mut out)).await;
+    out
+}
