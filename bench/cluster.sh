@@ -103,59 +103,26 @@ print(" ".join(map(str, ports)))
 PY
 }
 
-# The writer that times a failover: a ZooKeeper-protocol client in the standard library only.
+# The writer that times a failover, with bench/zkwire.py (a ZooKeeper-protocol client in the
+# standard library only), copied next to it.
+cp "$ROOT/bench/zkwire.py" "$WORK/zkwire.py"
 cat >"$WORK/failover.py" <<'PY'
-import json, os, signal, socket, struct, sys, threading, time
+import json, os, signal, struct, sys, threading, time
+import zkwire
 
 PATH = "/cluster-failover"
 
-def frame(b):
-    return struct.pack(">i", len(b)) + b
-
-def zstr(s):
-    b = s.encode()
-    return struct.pack(">i", len(b)) + b
-
-def recv_exact(s, n):
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        out += chunk
-    return bytes(out)
-
-def recv_frame(s):
-    (n,) = struct.unpack(">i", recv_exact(s, 4))
-    return recv_exact(s, n)
-
 def connect(addr):
     host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=2)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd, readOnly.
-    s.sendall(frame(struct.pack(">iqiqi", 0, 0, 10000, 0, 16) + b"\0" * 16 + b"\0"))
-    _, negotiated, _ = struct.unpack(">iiq", recv_frame(s)[:16])
-    if negotiated <= 0:
-        s.close()
-        raise ConnectionError("session refused")
-    return s
-
-def call(s, xid, op, body):
-    s.sendall(frame(struct.pack(">ii", xid, op) + body))
-    while True:
-        rxid, _zxid, err = struct.unpack(">iqi", recv_frame(s)[:16])
-        if rxid != -1:  # -1 is a watch notification
-            return err
+    return zkwire.connect(host, int(port), timeout=2)
 
 def create(s):
-    acl = struct.pack(">ii", 1, 31) + zstr("world") + zstr("anyone")  # one ACL: all, anyone
-    err = call(s, 1, 1, zstr(PATH) + struct.pack(">i", 1) + b"x" + acl + struct.pack(">i", 0))
-    if err not in (0, -110):  # -110: the node exists
+    err = zkwire.create(s, PATH, b"x", xid=1)
+    if err not in (0, zkwire.NODE_EXISTS):
         raise RuntimeError(f"create {PATH}: error {err}")
 
 def set_data(s, xid):
-    return call(s, xid, 5, zstr(PATH) + struct.pack(">i", 100) + b"x" * 100 + struct.pack(">i", -1))
+    return zkwire.set_data(s, PATH, b"x" * 100, xid=xid)
 
 class Writer(threading.Thread):
     """Sets PATH's data over and over through the servers in turn: after any failure (refused

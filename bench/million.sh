@@ -77,78 +77,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A ZooKeeper-protocol client in the standard library only: counts nodes, reads a node, and
-# restarts a server while timing how long until a read succeeds.
+# Counts nodes, reads a node, and restarts a server while timing how long until a read succeeds,
+# with bench/zkwire.py (a ZooKeeper-protocol client in the standard library only), copied next to it.
+cp "$ROOT/bench/zkwire.py" "$WORK/zkwire.py"
 cat >"$WORK/zkprobe.py" <<'PY'
-import os, socket, struct, subprocess, sys, time
-
-def frame(b):
-    return struct.pack(">i", len(b)) + b
-
-def zstr(s):
-    b = s.encode()
-    return struct.pack(">i", len(b)) + b
-
-def recv_exact(s, n):
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        out += chunk
-    return bytes(out)
-
-def recv_frame(s):
-    (n,) = struct.unpack(">i", recv_exact(s, 4))
-    return recv_exact(s, n)
-
-def connect(port, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd, readOnly.
-    s.sendall(frame(struct.pack(">iqiqi", 0, 0, 10000, 0, 16) + b"\0" * 16 + b"\0"))
-    r = recv_frame(s)
-    _, negotiated, _sid = struct.unpack(">iiq", r[:16])
-    if negotiated <= 0:
-        raise ConnectionError("session refused")
-    return s
-
-def call(s, xid, op, body):
-    s.sendall(frame(struct.pack(">ii", xid, op) + body))
-    while True:
-        r = recv_frame(s)
-        rxid, _zxid, err = struct.unpack(">iqi", r[:16])
-        if rxid == -1:  # a watch notification
-            continue
-        return err, r[16:]
-
-def get_data(s, path):
-    err, body = call(s, 1, 4, zstr(path) + b"\0")
-    if err != 0:
-        raise RuntimeError(f"getData {path}: error {err}")
-    (n,) = struct.unpack(">i", body[:4])
-    return body[4:4 + max(n, 0)]
-
-def all_children_number(s, path):
-    err, body = call(s, 2, 104, zstr(path))
-    if err != 0:
-        raise RuntimeError(f"getAllChildrenNumber {path}: error {err}")
-    return struct.unpack(">i", body[:4])[0]
-
-def close(s):
-    try:
-        call(s, 3, -11, b"")
-    except Exception:
-        pass
-    s.close()
+import socket, struct, subprocess, sys, time
+from zkwire import all_children_number, close, connect, get_data
 
 cmd, port = sys.argv[1], int(sys.argv[2])
 if cmd == "count":
-    s = connect(port, 60)
+    s = connect("127.0.0.1", port, 60)
     print(all_children_number(s, sys.argv[3]))
     close(s)
 elif cmd == "get":
-    s = connect(port, 60)
+    s = connect("127.0.0.1", port, 60)
     print(len(get_data(s, sys.argv[3])))
     close(s)
 elif cmd == "restart":
@@ -175,7 +117,7 @@ elif cmd == "restart":
             s.close()
             if first_accept is None:
                 first_accept = time.monotonic() - t0
-            s = connect(port, 5)
+            s = connect("127.0.0.1", port, 5)
             data = get_data(s, path)
             close(s)
             if len(data) == want:
