@@ -8,6 +8,7 @@
 
 use crate::core::{ConnHandle, ConnInfo, Core};
 use crate::fourlw;
+use crate::net::{BoxRead, BoxWrite};
 use crate::watch::{ConnId, WatchKind};
 use bytes::{Buf, Bytes, BytesMut};
 use concord_jute::codec::{begin_frame, finish_frame, write_opt_buffer};
@@ -24,10 +25,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Most requests a connection may have in flight before the server stops reading from it.
@@ -37,10 +36,7 @@ pub const OUTBOUND_QUEUE: usize = 4096;
 
 /// Milliseconds since the epoch, as carried in txns.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::rng::now_ms()
 }
 
 enum FrameError {
@@ -50,7 +46,7 @@ enum FrameError {
 
 /// Reads one length-prefixed frame; `Ok(None)` on a clean end of stream.
 async fn read_frame(
-    rd: &mut OwnedReadHalf,
+    rd: &mut BoxRead,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<BytesMut>, FrameError> {
@@ -87,7 +83,7 @@ pub fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&Response>) -> By
     Bytes::from(w)
 }
 
-async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, kill: Arc<Notify>) {
+async fn writer(mut wr: BoxWrite, mut rx: mpsc::Receiver<Bytes>, kill: Arc<Notify>) {
     let mut buf = Vec::with_capacity(1 << 16);
     while let Some(f) = rx.recv().await {
         buf.extend_from_slice(&f);
@@ -144,9 +140,7 @@ struct Conn {
 }
 
 /// Serves one accepted client connection until it closes.
-pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketAddr) {
     let mut buf = BytesMut::with_capacity(4096);
     while buf.len() < 4 {
         match rd.read_buf(&mut buf).await {
@@ -205,7 +199,7 @@ pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
     let mut timeout = core.config.negotiate_timeout(req.timeout);
     let read_only = req.read_only.map(|_| false);
     let (session, passwd) = if req.session_id == 0 {
-        let passwd: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
+        let passwd: Vec<u8> = (0..16).map(|_| crate::rng::random_u64() as u8).collect();
         let rx = core
             .propose(Txn {
                 session: 0,
@@ -329,7 +323,7 @@ pub async fn serve(core: Arc<Core>, stream: TcpStream, peer: SocketAddr) {
 }
 
 impl Conn {
-    async fn run(&mut self, rd: &mut OwnedReadHalf, buf: &mut BytesMut, kill: &Notify) {
+    async fn run(&mut self, rd: &mut BoxRead, buf: &mut BytesMut, kill: &Notify) {
         let max = self.core.config.jute_max_buffer;
         let mut queue: VecDeque<Job> = VecDeque::new();
         loop {

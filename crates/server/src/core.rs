@@ -9,18 +9,19 @@
 use crate::config::Config;
 use crate::raft::queue::TxnQueue;
 use crate::raft::types::{LogId, NodeId};
+use crate::rng::HashMap;
 use crate::watch::{event_frame, ConnId, WatchManager};
 use bytes::Bytes;
 use concord_jute::Request;
 use concord_tree::{Applied, DataTree, Event, Outcome, Txn, TxnOp};
 use openraft::{BasicNode, StoredMembership};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
 
 /// The applied state: the tree plus the Raft bookkeeping that must be snapshotted with it.
 pub struct SmState {
@@ -109,7 +110,7 @@ pub struct SessionTracker {
     live: HashMap<i64, Tracked>,
     /// Sessions touched since [`SessionTracker::take_touched`] last ran (a follower sends them
     /// to the leader); kept only in a cluster (see [`SessionTracker::record_touches`]).
-    touched: std::collections::HashSet<i64>,
+    touched: crate::rng::HashSet<i64>,
     recording: bool,
 }
 
@@ -350,7 +351,7 @@ impl Core {
             snapshot_wanted: Notify::new(),
             started: Instant::now(),
             bound_addr: std::sync::OnceLock::new(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             next_req: AtomicU64::new(1),
             next_conn: AtomicU64::new(1),
             queue: Arc::default(),
@@ -594,7 +595,7 @@ impl Core {
 
 fn snapshot_threshold(snap_count: u64) -> u64 {
     let half = (snap_count / 2).max(1);
-    half + rand::random::<u64>() % half
+    half + crate::rng::random_u64() % half
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@
 //! ([`crate::admin`]) renders the same structure as ZooKeeper's JSON.
 
 use crate::core::Core;
+use crate::net::BoxWrite;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 
 /// The ZooKeeper version concord reports; clients parse `zookeeper.version=` out of `envi`.
 pub const ZK_VERSION: &str = "3.9.2";
@@ -32,7 +32,7 @@ const KNOWN: [&str; 16] = [
 ];
 
 /// Answers one command and closes the connection.
-pub async fn serve(core: &Core, cmd: &str, mut wr: OwnedWriteHalf) {
+pub async fn serve(core: &Core, cmd: &str, mut wr: BoxWrite) {
     let text = respond(core, cmd);
     let _ = wr.write_all(text.as_bytes()).await;
     let _ = wr.shutdown().await;

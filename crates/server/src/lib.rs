@@ -6,7 +6,9 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod net;
 pub mod raft;
+pub mod rng;
 pub mod server;
 pub mod watch;
 

@@ -5,20 +5,23 @@ use crate::config::Config;
 use crate::config::{ServerRole, ServerSpec};
 use crate::conn::{self, now_ms};
 use crate::core::{Core, SmState};
+use crate::net::{Listener, Net, TcpNet};
 use crate::raft::log_store::{LogOptions, LogStore};
 use crate::raft::network::NoPeersFactory;
-use crate::raft::peer::{self, PeerFactory, Peers, TcpDial};
+use crate::raft::peer::{self, PeerFactory, Peers};
 use crate::raft::proposer;
+use crate::raft::queue::TxnQueue;
 use crate::raft::state_machine::{list_snapshots, load_snapshot, remove_leftovers, StateMachine};
-use crate::raft::types::Raft;
+use crate::raft::types::{Raft, TypeConfig};
 use anyhow::{bail, Context};
 use concord_tree::{Txn, TxnOp};
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -55,21 +58,28 @@ impl ServerHandle {
     }
 }
 
-/// Starts a single server with `config` and returns once it serves clients.
+/// The durable Raft log a server writes: [`LogStore`] on disk, or a simulated disk.
+pub trait ServerLog: RaftLogStorage<TypeConfig> {
+    /// Fills open entries from `queue` as they are appended (see [`crate::raft::queue`]).
+    fn fill_from(&mut self, queue: Arc<TxnQueue>);
+}
+
+impl ServerLog for LogStore {
+    fn fill_from(&mut self, queue: Arc<TxnQueue>) {
+        LogStore::fill_from(self, queue)
+    }
+}
+
+/// Starts a server with `config` on TCP and its log on disk, and returns once it serves
+/// clients.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     check(&config)?;
-    let my_id = config.my_id.unwrap_or(1);
-    let snap_dir = config.data_dir.join("snapshots");
     let log_dir = config.data_log_dir.join("log");
-    std::fs::create_dir_all(&snap_dir)
-        .with_context(|| format!("cannot create {}", snap_dir.display()))?;
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
-    let started = Instant::now();
-
     // The log first: opening it takes the data directory's lock, so a second server started on
     // the same directories stops here, before it touches the snapshots.
-    let mut log = LogStore::open(
+    let log = LogStore::open(
         &log_dir,
         LogOptions {
             fsync: config.force_sync,
@@ -77,6 +87,22 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot open the Raft log: {e}"))?;
+    start_on(config, Arc::new(TcpNet), log).await
+}
+
+/// Starts a server with `config` on network `net` with Raft log `log`, and returns once it
+/// serves clients. [`start`] uses TCP and [`LogStore`]; a simulation supplies its own.
+pub async fn start_on<L: ServerLog>(
+    config: Config,
+    net: Arc<dyn Net>,
+    mut log: L,
+) -> anyhow::Result<ServerHandle> {
+    check(&config)?;
+    let my_id = config.my_id.unwrap_or(1);
+    let snap_dir = config.data_dir.join("snapshots");
+    std::fs::create_dir_all(&snap_dir)
+        .with_context(|| format!("cannot create {}", snap_dir.display()))?;
+    let started = std::time::Instant::now();
     remove_leftovers(&snap_dir)
         .with_context(|| format!("cannot clean up {}", snap_dir.display()))?;
     // The newest snapshot, if any. A damaged one stops the server: serving a tree that is
@@ -122,14 +148,14 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     let clustered = is_cluster(&config);
     let mut tasks = Vec::new();
     let peers = if clustered {
-        let peers = Peers::new(my_id, Arc::new(TcpDial));
+        let peers = Peers::new(my_id, net.clone());
         let me = config
             .servers
             .iter()
             .find(|s| s.id == my_id)
             .context("this server's id has no server.N line")?;
         let at = format!("{}:{}", bracket(&me.host), me.quorum_port);
-        let listener = TcpListener::bind(&at).await.with_context(|| {
+        let listener = net.bind(at.clone()).await.with_context(|| {
             format!("cannot listen on {at} for peers (server.{my_id}'s quorum port)")
         })?;
         Some((peers, listener))
@@ -223,7 +249,8 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             .context("the server did not become ready")?;
     }
 
-    let listener = TcpListener::bind(client_addr)
+    let listener = net
+        .bind(client_addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {client_addr}"))?;
     let addr = listener.local_addr()?;
@@ -298,10 +325,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
+async fn accept_loop(core: Arc<Core>, mut listener: Box<dyn Listener>) {
     let limit = core.config.max_client_cnxns;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (rd, wr, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 // Running out of descriptors must not end the server; back off and retry.
@@ -322,7 +349,7 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
         }
         let core = core.clone();
         tokio::spawn(async move {
-            conn::serve(core.clone(), stream, peer).await;
+            conn::serve(core.clone(), rd, wr, peer).await;
             let mut conns = core.conns.lock();
             if let Some(n) = conns.per_ip.get_mut(&ip) {
                 *n -= 1;
@@ -348,7 +375,10 @@ async fn session_ticker(core: Arc<Core>) {
         if !is_leader(&core) {
             continue;
         }
-        let expired = core.tracker.lock().take_expired(Instant::now());
+        let expired = core
+            .tracker
+            .lock()
+            .take_expired(tokio::time::Instant::now());
         for id in expired {
             tracing::info!(session = format!("{id:#x}"), "expiring session");
             // Not waited for: the expiry is applied like any other txn.

@@ -7,9 +7,9 @@
 //! also match every descendant. A connection gets one copy of an event however many of its
 //! watches match.
 
+use crate::rng::{HashMap, HashSet};
 use concord_jute::consts::{event, watcher_type, xid};
 use concord_jute::{ErrorCode, ReplyHeader, WatcherEvent};
-use std::collections::{HashMap, HashSet};
 
 /// Id of a client connection on this server.
 pub type ConnId = u64;
@@ -180,7 +180,7 @@ impl WatchManager {
 
     /// The connections an event goes to, removing the one-shot watches it fires.
     pub fn trigger(&mut self, event_type: i32, path: &str) -> HashSet<ConnId> {
-        let mut out = HashSet::new();
+        let mut out = HashSet::default();
         match event_type {
             event::NODE_CREATED | event::NODE_DATA_CHANGED => out.extend(self.data.take(path)),
             event::NODE_DELETED => {
@@ -219,8 +219,8 @@ impl WatchManager {
 
     /// (connections with watches, distinct watched paths, total watches), for `wchs`.
     pub fn summary(&self) -> (usize, usize, usize) {
-        let mut conns: HashSet<ConnId> = HashSet::new();
-        let mut paths: HashSet<&str> = HashSet::new();
+        let mut conns: HashSet<ConnId> = HashSet::default();
+        let mut paths: HashSet<&str> = HashSet::default();
         for t in [&self.data, &self.child, &self.persistent, &self.recursive] {
             conns.extend(t.by_conn.keys().copied());
             paths.extend(t.by_path.keys().map(|s| s.as_str()));
@@ -230,7 +230,7 @@ impl WatchManager {
 
     /// Watched paths per connection, for `wchc`.
     pub fn by_conn(&self) -> HashMap<ConnId, Vec<String>> {
-        let mut m: HashMap<ConnId, Vec<String>> = HashMap::new();
+        let mut m: HashMap<ConnId, Vec<String>> = HashMap::default();
         for t in [&self.data, &self.child, &self.persistent, &self.recursive] {
             for (c, paths) in &t.by_conn {
                 m.entry(*c).or_default().extend(paths.iter().cloned());
@@ -245,7 +245,7 @@ impl WatchManager {
 
     /// Watching connections per path, for `wchp`.
     pub fn by_path(&self) -> HashMap<String, Vec<ConnId>> {
-        let mut m: HashMap<String, Vec<ConnId>> = HashMap::new();
+        let mut m: HashMap<String, Vec<ConnId>> = HashMap::default();
         for t in [&self.data, &self.child, &self.persistent, &self.recursive] {
             for (p, conns) in &t.by_path {
                 m.entry(p.clone())

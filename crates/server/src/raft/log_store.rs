@@ -1430,7 +1430,8 @@ impl Writer {
     }
 }
 
-fn bounds<RB: RangeBounds<u64>>(r: &RB) -> (u64, u64) {
+/// A range of log indexes as `start..end` (end exclusive).
+pub fn bounds<RB: RangeBounds<u64>>(r: &RB) -> (u64, u64) {
     let start = match r.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.saturating_add(1),

@@ -5,5 +5,6 @@ pub mod network;
 pub mod peer;
 pub mod proposer;
 pub mod queue;
+pub mod runtime;
 pub mod state_machine;
 pub mod types;

@@ -14,6 +14,8 @@
 use super::types::{Batch, NodeId, Raft, TypeConfig};
 use crate::conn::now_ms;
 use crate::core::Core;
+use crate::net::{BoxRead, BoxWrite, Dial, Listener};
+use crate::rng::HashMap;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -25,14 +27,11 @@ use openraft::raft::{
 use openraft::BasicNode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 /// Version of the peer protocol; a peer speaking another one is refused.
@@ -43,6 +42,14 @@ pub const MAX_FRAME: usize = 256 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Frames queued for a peer connection's writer.
 const OUTBOUND: usize = 1024;
+/// A call that times out on a connection that has carried nothing back for this long gives
+/// the connection up: the next call dials again. (A connection whose packets a middlebox
+/// dropped, or whose peer vanished without a reset, would otherwise hold every call.)
+const SILENCE: Duration = Duration::from_secs(5);
+/// Dials to one peer start at most this often. openraft gives up on a heartbeat after 50 ms
+/// and calls again: without a pause, a peer that does not answer would get a new connection
+/// attempt with every heartbeat.
+const REDIAL: Duration = Duration::from_millis(250);
 
 /// What the connecting side sends.
 #[derive(Serialize, Deserialize)]
@@ -105,33 +112,6 @@ pub enum ReplyBody {
     Touched,
     /// Answer to [`Call::ReadIndex`]: the log index to have applied, or why there is none.
     ReadIndex(Result<u64, String>),
-}
-
-/// A boxed reading half of a peer stream.
-pub type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
-/// A boxed writing half of a peer stream.
-pub type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
-/// A future of a connected peer stream.
-pub type DialFuture = Pin<Box<dyn Future<Output = io::Result<(BoxRead, BoxWrite)>> + Send>>;
-
-/// Opens peer connections (TCP here; the simulation supplies its own).
-pub trait Dial: Send + Sync + 'static {
-    /// Connects to `addr` (`host:port`).
-    fn dial(&self, addr: String) -> DialFuture;
-}
-
-/// Connects with tokio's TCP, with no Nagle delay.
-pub struct TcpDial;
-
-impl Dial for TcpDial {
-    fn dial(&self, addr: String) -> DialFuture {
-        Box::pin(async move {
-            let s = tokio::net::TcpStream::connect(&addr).await?;
-            s.set_nodelay(true)?;
-            let (r, w) = s.into_split();
-            Ok((Box::new(r) as BoxRead, Box::new(w) as BoxWrite))
-        })
-    }
 }
 
 fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
@@ -203,8 +183,29 @@ type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ReplyBody>>>>;
 struct Conn {
     out: mpsc::Sender<Vec<u8>>,
     waiters: Waiters,
-    /// Set when the connection's reader ended; the next call reconnects.
+    /// Set when the connection's reader ended or went silent; the next call reconnects.
     dead: Arc<std::sync::atomic::AtomicBool>,
+    /// When the connection last carried a reply.
+    heard: Arc<Mutex<tokio::time::Instant>>,
+}
+
+/// What a call needs of a live connection.
+struct Handles {
+    out: mpsc::Sender<Vec<u8>>,
+    waiters: Waiters,
+    dead: Arc<std::sync::atomic::AtomicBool>,
+    heard: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl Conn {
+    fn handles(&self) -> Handles {
+        Handles {
+            out: self.out.clone(),
+            waiters: self.waiters.clone(),
+            dead: self.dead.clone(),
+            heard: self.heard.clone(),
+        }
+    }
 }
 
 /// This server's connection to one peer, made on first use and again after it fails.
@@ -215,6 +216,8 @@ pub struct Link {
     dial: Arc<dyn Dial>,
     conn: tokio::sync::Mutex<Option<Conn>>,
     next_id: AtomicU64,
+    /// When the last dial started.
+    dialed: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Why a call failed.
@@ -244,19 +247,34 @@ impl Link {
             dial,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
+            dialed: Mutex::new(None),
         }
     }
 
     /// The live connection's sender and waiters, connecting first if there is none.
-    async fn connection(&self) -> Result<(mpsc::Sender<Vec<u8>>, Waiters), CallError> {
+    async fn connection(&self) -> Result<Handles, CallError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             if !c.dead.load(Ordering::Acquire) {
-                return Ok((c.out.clone(), c.waiters.clone()));
+                return Ok(c.handles());
             }
         }
         *slot = None;
         let addr = self.addr.lock().clone();
+        {
+            let now = tokio::time::Instant::now();
+            let mut dialed = self.dialed.lock();
+            if dialed.is_some_and(|d| now.duration_since(d) < REDIAL) {
+                return Err(CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "server {} at {addr}: dialled less than {REDIAL:?} ago",
+                        self.target
+                    ),
+                )));
+            }
+            *dialed = Some(now);
+        }
         let (mut r, w) =
             match tokio::time::timeout(CONNECT_TIMEOUT, self.dial.dial(addr.clone())).await {
                 Ok(Ok(x)) => x,
@@ -283,9 +301,11 @@ impl Link {
         tokio::spawn(write_frames(w, rx));
         let waiters: Waiters = Arc::default();
         let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heard = Arc::new(Mutex::new(tokio::time::Instant::now()));
         {
             let waiters = waiters.clone();
             let dead = dead.clone();
+            let heard = heard.clone();
             let target = self.target;
             tokio::spawn(async move {
                 loop {
@@ -303,6 +323,7 @@ impl Link {
                             break;
                         }
                     };
+                    *heard.lock() = tokio::time::Instant::now();
                     if let Some(w) = waiters.lock().remove(&reply.id) {
                         let _ = w.send(reply.body);
                     }
@@ -312,12 +333,15 @@ impl Link {
                 waiters.lock().clear();
             });
         }
-        *slot = Some(Conn {
-            out: tx.clone(),
-            waiters: waiters.clone(),
+        let conn = Conn {
+            out: tx,
+            waiters,
             dead,
-        });
-        Ok((tx, waiters))
+            heard,
+        };
+        let handles = conn.handles();
+        *slot = Some(conn);
+        Ok(handles)
     }
 
     /// Sends `call` and waits up to `timeout` for its reply.
@@ -328,7 +352,12 @@ impl Link {
     /// Sends `call` and returns without waiting for the reply: calls started one after the
     /// other reach the peer in that order.
     pub async fn start(&self, call: Call) -> Result<Pending, CallError> {
-        let (out, waiters) = self.connection().await?;
+        let Handles {
+            out,
+            waiters,
+            dead,
+            heard,
+        } = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode(&ToPeer::Call { id, call }).map_err(CallError::Network)?;
         let (tx, rx) = oneshot::channel();
@@ -342,6 +371,8 @@ impl Link {
             target: self.target,
             rx,
             waiters,
+            dead,
+            heard,
         })
     }
 }
@@ -359,6 +390,8 @@ pub struct Pending {
     target: NodeId,
     rx: oneshot::Receiver<ReplyBody>,
     waiters: Waiters,
+    dead: Arc<std::sync::atomic::AtomicBool>,
+    heard: Arc<Mutex<tokio::time::Instant>>,
 }
 
 impl Pending {
@@ -369,6 +402,13 @@ impl Pending {
             Ok(Err(_)) => Err(lost(self.target)),
             Err(_) => {
                 self.waiters.lock().remove(&self.id);
+                if self.heard.lock().elapsed() > SILENCE {
+                    tracing::info!(
+                        peer = self.target,
+                        "nothing heard on the connection for {SILENCE:?}; reconnecting"
+                    );
+                    self.dead.store(true, Ordering::Release);
+                }
                 Err(CallError::Network(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("server {} did not answer within {timeout:?}", self.target),
@@ -676,17 +716,15 @@ async fn forwarded(core: &Core, batch: Batch) -> Result<(), String> {
 }
 
 /// Accepts peer connections on `listener` until the task is stopped.
-pub async fn accept_loop(core: Arc<Core>, raft: Raft, listener: tokio::net::TcpListener) {
+pub async fn accept_loop(core: Arc<Core>, raft: Raft, mut listener: Box<dyn Listener>) {
     loop {
         match listener.accept().await {
-            Ok((s, addr)) => {
-                let _ = s.set_nodelay(true);
-                let (r, w) = s.into_split();
+            Ok((r, w, addr)) => {
                 tokio::spawn(serve_conn(
                     core.clone(),
                     raft.clone(),
-                    Box::new(r),
-                    Box::new(w),
+                    r,
+                    w,
                     addr.to_string(),
                 ));
             }

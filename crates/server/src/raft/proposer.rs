@@ -26,6 +26,8 @@ use tokio::sync::Semaphore;
 const MAX_UNAPPLIED: usize = 8;
 /// Most forwards to the leader awaiting its answer.
 const MAX_FORWARDS: usize = 8;
+/// How long to wait for a leader change after openraft refused an entry as not the leader.
+const REFUSED_PAUSE: Duration = Duration::from_millis(20);
 /// How long the leader may take to queue a forward.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -74,24 +76,30 @@ pub async fn run(core: Arc<Core>, raft: Raft, peers: Option<Arc<Peers>>) {
         };
         let core2 = core.clone();
         let mut outcome = tokio::spawn(async move {
-            let failed = match resp.await {
-                Ok(Ok(_)) => None,
+            let (failed, not_leader) = match resp.await {
+                Ok(Ok(_)) => (None, false),
                 // Leadership lost before the entry committed: not a failure of this server.
-                Ok(Err(ClientWriteError::ForwardToLeader(_))) => None,
-                Ok(Err(e)) => Some(format!("a Raft entry failed: {e}")),
-                Err(e) => Some(format!("a Raft entry's outcome was lost: {e}")),
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => (None, true),
+                Ok(Err(e)) => (Some(format!("a Raft entry failed: {e}")), false),
+                Err(e) => (Some(format!("a Raft entry's outcome was lost: {e}")), false),
             };
             drop(permit);
             if let Some(e) = failed {
                 core2.fail_all(e);
             }
+            not_leader
         });
         // The next entry once this one has taken its txns, or once it is done (applied before
         // this task looked, or failed, which closed the queue).
-        tokio::select! {
-            _ = taken.wait_for(|&n| n > seen) => {}
-            _ = &mut outcome => {}
-            _ = leader_rx.changed() => {}
+        let refused = tokio::select! {
+            _ = taken.wait_for(|&n| n > seen) => false,
+            not_leader = &mut outcome => not_leader.unwrap_or(false),
+            _ = leader_rx.changed() => false,
+        };
+        if refused {
+            // openraft no longer leads though the role watcher has not seen it yet: wait for
+            // it to notice rather than proposing again at once.
+            let _ = tokio::time::timeout(REFUSED_PAUSE, leader_rx.changed()).await;
         }
     }
 }

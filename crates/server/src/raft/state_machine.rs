@@ -477,17 +477,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let dir = self.dir.clone();
         // Only the header is read here (openraft asks at start-up, for the metadata); the data
         // is the open file, read only if a follower needs it.
-        let found =
-            tokio::task::spawn_blocking(move || -> Result<Option<(Meta, PathBuf)>, String> {
-                let files = list_snapshots(&dir).map_err(|e| e.to_string())?;
-                let Some(f) = files.first() else {
-                    return Ok(None);
-                };
-                Ok(Some((read_meta(&f.path)?, f.path.clone())))
-            })
-            .await
-            .map_err(|e| io_err(ErrorVerb::Read, e))?
-            .map_err(|e| io_err(ErrorVerb::Read, e))?;
+        let found = crate::rng::blocking(move || -> Result<Option<(Meta, PathBuf)>, String> {
+            let files = list_snapshots(&dir).map_err(|e| e.to_string())?;
+            let Some(f) = files.first() else {
+                return Ok(None);
+            };
+            Ok(Some((read_meta(&f.path)?, f.path.clone())))
+        })
+        .await
+        .map_err(|e| io_err(ErrorVerb::Read, e))?
+        .map_err(|e| io_err(ErrorVerb::Read, e))?;
         match found {
             Some((meta, path)) => Ok(Some(Snapshot {
                 meta,
