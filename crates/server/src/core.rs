@@ -352,7 +352,10 @@ impl Core {
             started: Instant::now(),
             bound_addr: std::sync::OnceLock::new(),
             pending: Mutex::new(HashMap::default()),
-            next_req: AtomicU64::new(1),
+            // Ids start from the boot time, so a restarted server does not reuse the ids of
+            // txns it proposed before, which may still be committed and applied after the
+            // restart: applying one must not answer a new request that took the same id.
+            next_req: AtomicU64::new(((crate::rng::now_ms() as u64) & 0xFFFF_FFFF) << 16),
             next_conn: AtomicU64::new(1),
             queue: Arc::default(),
             snapshot_threshold: AtomicU64::new(threshold),
@@ -377,7 +380,8 @@ impl Core {
     /// Queues a txn for the write path; the receiver yields its outcome once it is applied,
     /// or fails if the write path dropped it (then the caller closes the client connection).
     pub async fn propose(&self, txn: Txn) -> oneshot::Receiver<Applied> {
-        let id = (self.my_id << ORIGIN_SHIFT) | self.next_req.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_req.fetch_add(1, Ordering::Relaxed) & ((1 << ORIGIN_SHIFT) - 1);
+        let id = (self.my_id << ORIGIN_SHIFT) | seq;
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
         if !self.queue.push(id, txn).await {
