@@ -31,6 +31,14 @@ fn five_servers_stay_linearizable_under_faults() {
     run_seeds(5, 1..=8);
 }
 
+/// Seeds that once found bugs (kept so the same schedules keep running).
+#[test]
+fn seeds_that_found_bugs() {
+    // 274: a restarted server re-applied its own pre-restart txns and answered new requests
+    // that had reused their request ids.
+    run_seeds(3, 274..=274);
+}
+
 /// The checks are not blind: with disks that acknowledge writes before syncing them, power
 /// cuts lose acknowledged writes, and the simulation must say so.
 #[test]
