@@ -24,8 +24,8 @@ cleanup() {
 trap cleanup EXIT
 
 # kazoo opens many connections from 127.0.0.1 (maxClientCnxns=0) and reads the server version
-# with envi; its own managed cluster enables TTL nodes and a super digest "super:test"; the
-# servers under test get the same settings.
+# with envi; its own managed cluster enables TTL nodes, a super digest "super:test" and
+# reconfig; the servers under test get the same settings.
 HOSTS=""
 if [ "$N" -eq 1 ]; then
     mkdir -p "$DATA/s1"
@@ -53,6 +53,7 @@ maxClientCnxns=0
 4lw.commands.whitelist=*
 extendedTypesEnabled=true
 superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=
+reconfigEnabled=true
 admin.enableServer=false
 $LINES
 EOF
@@ -93,6 +94,7 @@ if [ "$N" -gt 1 ]; then
 fi
 
 set +e
+if [ "$N" -eq 1 ]; then export KAZOO_STANDALONE=1; fi
 KAZOO_TEST_HOSTS="$HOSTS" bash "$ROOT/scripts/kazoo-tests.sh"
 rc=$?
 set -e

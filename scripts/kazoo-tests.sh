@@ -12,6 +12,8 @@
 #   ZOOKEEPER_VERSION  optional x.y.z: the tests take the server version from here instead
 #                      of asking the server (`envi`), and test_build checks the two agree
 #   KAZOO_TEST_SERVER_LOG optional server log file whose tail is shown when a test fails
+#   KAZOO_STANDALONE   set when the server is a single server: the tests that need a
+#                      cluster (tests/kazoo/excluded-standalone.txt) are deselected too
 #
 # Runs the suite with CI=true (kazoo then also runs its build-environment test), deselects
 # the tests listed in tests/kazoo/excluded.txt, and exits with pytest's status; "no tests
@@ -92,6 +94,7 @@ set +e
     -c "$HERE/pytest.ini" --rootdir "$SITE" \
     -p no:cacheprovider -p concord_plugin \
     --kazoo-excluded "$HERE/excluded.txt" \
+    ${KAZOO_STANDALONE:+--kazoo-excluded "$HERE/excluded-standalone.txt"} \
     --timeout "${KAZOO_TEST_TIMEOUT:-120}" \
     --durations 10 -v "$@" kazoo/tests
 rc=$?

@@ -16,8 +16,8 @@ that describes the server(s) named by the environment variable ``KAZOO_TEST_HOST
   ``ZOOKEEPER_JAAS_AUTH``, local read-only sessions through
   ``ZOOKEEPER_LOCAL_SESSION_RO=true``) fails the same way, and those variables are put
   back after every test so one such test cannot leak its setting into the next;
-* ``--kazoo-excluded=FILE`` deselects the node ids listed in FILE (one per line, ``#``
-  comments), and stops the run if an entry no longer names any test of a collected file
+* ``--kazoo-excluded=FILE`` (repeatable) deselects the node ids listed in FILE (one per
+  line, ``#`` comments), and stops the run if an entry no longer names any test of a collected file
   (a stale list would otherwise hide tests silently);
 * before any test runs it checks that every host accepts TCP connections and ends the
   session at once (exit status 3) if one does not, instead of letting every test spend a
@@ -260,8 +260,10 @@ def pytest_addoption(parser):
     group.addoption(
         "--kazoo-excluded",
         metavar="FILE",
-        default=None,
-        help="deselect the test node ids listed in FILE (one per line, # comments)",
+        action="append",
+        default=[],
+        help="deselect the test node ids listed in FILE (one per line, # comments); "
+        "may be given more than once",
     )
 
 
@@ -295,7 +297,11 @@ def pytest_configure(config):
     setup_zookeeper.__doc__ = original_setup.__doc__
     harness.KazooTestHarness.setup_zookeeper = setup_zookeeper
 
-    config._concord_excluded = _read_excluded(config.getoption("kazoo_excluded"))
+    config._concord_excluded = [
+        nodeid
+        for path in config.getoption("kazoo_excluded")
+        for nodeid in _read_excluded(path)
+    ]
 
 
 def _read_excluded(path):
@@ -332,7 +338,10 @@ def pytest_report_header(config):
     if config.getoption("kazoo_excluded"):
         lines.append(
             "excluded: %d node ids from %s"
-            % (len(config._concord_excluded), config.getoption("kazoo_excluded"))
+            % (
+                len(config._concord_excluded),
+                ", ".join(config.getoption("kazoo_excluded")),
+            )
         )
     return lines
 

@@ -1,6 +1,8 @@
 //! The `concord` binary: `concord server` runs a server, `concord bench` drives load at one.
 
+mod admin;
 mod bench;
+mod client;
 
 use clap::{Parser, Subcommand};
 use concord_server::config::ServerArgs;
@@ -27,6 +29,8 @@ enum Command {
     Server(ServerArgs),
     /// Drive load at a ZooKeeper-protocol server and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Show or change the cluster membership (reconfig) of a running cluster.
+    Admin(admin::AdminArgs),
 }
 
 fn init_logging(level: Option<&str>) {
@@ -130,6 +134,15 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(bench::run(&args)).map(|_| ())
+        }
+        Command::Admin(args) => {
+            init_logging(Some("warn"));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = rt.block_on(admin::run(&args))?;
+            println!("{out}");
+            Ok(())
         }
     }
 }

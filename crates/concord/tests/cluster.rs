@@ -5,7 +5,8 @@
 //! What they check: writes made through any server are visible through every server after
 //! `sync`; killing the leader with SIGKILL under write load loses no acknowledged write and
 //! writes resume; a rolling restart of every server under load loses nothing; no client sees
-//! a zxid go backwards.
+//! a zxid go backwards; `reconfig` adds and removes observers and voters (the leader
+//! included), with `/zookeeper/config` and its watches following.
 
 mod common;
 
@@ -22,6 +23,8 @@ struct Cluster {
     _root: tempfile::TempDir,
     dirs: Vec<PathBuf>,
     client_ports: Vec<u16>,
+    /// Each server's `server.N=...` line.
+    lines: Vec<String>,
     procs: Vec<Option<Child>>,
 }
 
@@ -55,7 +58,8 @@ impl Cluster {
             std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
             let cfg = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nsnapCount={snap_count}\n\
-                 maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{}\n",
+                 maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+                 reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n{}\n",
                 dir.display(),
                 lines.join("\n")
             );
@@ -66,6 +70,7 @@ impl Cluster {
             _root: root,
             dirs,
             client_ports,
+            lines,
             procs: (0..n).map(|_| None).collect(),
         };
         if start {
@@ -74,6 +79,19 @@ impl Cluster {
             }
         }
         c
+    }
+
+    /// Takes server `i` out of every other server's zoo.cfg (before they start), so it can
+    /// join later by `reconfig`.
+    fn leave_out(&self, i: usize) {
+        for (j, dir) in self.dirs.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let cfg = std::fs::read_to_string(dir.join("zoo.cfg")).unwrap();
+            let cfg = cfg.replace(&format!("{}\n", self.lines[i]), "");
+            std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        }
     }
 
     fn start(&mut self, i: usize) {
@@ -136,6 +154,9 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The super user's digest for password "test" (kazoo's test harness uses the same).
+const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 
 async fn srvr(addr: &str) -> String {
     common::srvr(addr, Duration::from_secs(2)).await
@@ -525,4 +546,255 @@ async fn five_servers_keep_every_write_with_two_of_them_killed() {
         }
     }
     check_acked(&cluster, &acked, "five servers").await;
+}
+
+/// Waits up to 30 s for `what` to hold.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(Instant::now() < deadline, "after 30 s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `server.N` lines and the version of a `/zookeeper/config` text.
+fn config_of(data: &[u8]) -> (Vec<String>, i64) {
+    let text = String::from_utf8(data.to_vec()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let version = lines.pop().unwrap();
+    let version = version
+        .strip_prefix("version=")
+        .unwrap_or_else(|| panic!("no version line last: {text:?}"));
+    (lines, i64::from_str_radix(version, 16).unwrap())
+}
+
+/// An incremental reconfig through `c`.
+async fn reconfig(
+    c: &Client,
+    joining: &[&str],
+    leaving: &[&str],
+    version: Option<i64>,
+) -> Result<(Vec<u8>, zookeeper_client::Stat), zookeeper_client::Error> {
+    let update = zookeeper_client::EnsembleUpdate::Incremental {
+        joinings: joining.iter().copied(),
+        leavings: leaving.iter().copied(),
+    };
+    c.update_ensemble(update, version).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_adds_and_removes_observers_and_voters() {
+    use zookeeper_client::Error;
+    // Three voters; a fourth server knows the ensemble, but the ensemble does not know it.
+    let mut cluster = Cluster::with(3, 1, 4000, false);
+    cluster.leave_out(3);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.leader().await;
+    let plain = connect(&cluster.addr(1)).await;
+    let (data, stat) = plain.get_config().await.unwrap();
+    let (lines, version) = config_of(&data);
+    let expect: Vec<String> = cluster.lines[..3]
+        .iter()
+        .map(|l| l.replacen(";", ":participant;", 1))
+        .collect();
+    assert_eq!(lines, expect);
+    assert_eq!(stat.mzxid, version);
+    assert_eq!(stat.version, -1);
+
+    let observer = cluster.lines[3].clone();
+    let joining = [observer.as_str()];
+    // Permission is checked last: a wrong version is reported before it.
+    assert_eq!(
+        reconfig(&plain, &joining, &[], Some(version + 1))
+            .await
+            .unwrap_err(),
+        Error::BadVersion
+    );
+    assert_eq!(
+        reconfig(&plain, &joining, &[], None).await.unwrap_err(),
+        Error::NoAuth
+    );
+    let admin = connect(&cluster.addr(2)).await;
+    admin.auth("digest", b"super:test").await.unwrap();
+    // A watch on the config, set through another server, fires on the change.
+    let (_, _, watcher) = plain.get_and_watch_config().await.unwrap();
+    let (data, stat) = reconfig(&admin, &joining, &[], Some(version))
+        .await
+        .unwrap();
+    let (lines, added_version) = config_of(&data);
+    assert!(added_version > version);
+    assert_eq!(stat.mzxid, added_version);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3], observer);
+    let event = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+        .await
+        .expect("the config watch did not fire");
+    assert_eq!(event.path, "/zookeeper/config");
+
+    // The new server starts, catches up and serves as an observer.
+    admin.create("/before", b"b", &open()).await.unwrap();
+    cluster.start(3);
+    eventually("server 4 serves as an observer", || async {
+        srvr(&cluster.addr(3)).await.contains("Mode: observer")
+    })
+    .await;
+    let obs = connect(&cluster.addr(3)).await;
+    obs.sync("/before").await.unwrap();
+    assert_eq!(obs.get_data("/before").await.unwrap().0, b"b");
+    obs.create("/through-observer", b"o", &open())
+        .await
+        .unwrap();
+    let (data, _) = obs.get_config().await.unwrap();
+    assert_eq!(config_of(&data).0.len(), 4);
+
+    // Removing it: the others stop sending to it, and it stops serving clients.
+    let (data, _) = reconfig(&admin, &[], &["4"], None).await.unwrap();
+    assert_eq!(config_of(&data).0, expect);
+    eventually("server 4 stops serving", || async {
+        !srvr(&cluster.addr(3)).await.contains("Mode: observer")
+    })
+    .await;
+
+    // Removing the leader: it hands over, and the two left go on taking writes.
+    let leader = cluster.leader().await;
+    let id = (leader + 1).to_string();
+    let (data, _) = reconfig(&admin, &[], &[&id], None).await.unwrap();
+    let two: Vec<String> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| expect[i].clone())
+        .collect();
+    assert_eq!(config_of(&data).0, two);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        let l = cluster.leader().await;
+        if l != leader {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the removed leader still leads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let others = connect(&cluster.addr(new_leader)).await;
+    others.create("/after-removal", b"", &open()).await.unwrap();
+
+    // And back as a voter: it catches up on what it missed and follows.
+    let admin = connect(&cluster.addr(new_leader)).await;
+    admin.auth("digest", b"super:test").await.unwrap();
+    let (data, _) = reconfig(&admin, &[&expect[leader]], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(config_of(&data).0, expect);
+    eventually("the removed server follows again", || async {
+        srvr(&cluster.addr(leader)).await.contains("Mode: follower")
+    })
+    .await;
+    let again = connect(&cluster.addr(leader)).await;
+    again.sync("/after-removal").await.unwrap();
+    assert!(again.check_stat("/after-removal").await.unwrap().is_some());
+    assert!(again
+        .check_stat("/through-observer")
+        .await
+        .unwrap()
+        .is_some());
+
+    // `concord admin` shows and changes the same membership.
+    let admin_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(["admin", "--server", &cluster.addr(0)])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, shown, err) = admin_cmd(&["config"]);
+    assert!(ok, "{err}");
+    let (lines, version) = config_of(shown.trim_end().as_bytes());
+    assert_eq!(lines, expect);
+    let (ok, _, err) = admin_cmd(&["reconfig", "--remove", "99"]);
+    assert!(!ok && err.contains("insufficient permission"), "{err}");
+    let stale = format!("{:x}", version - 1);
+    let (ok, _, err) = admin_cmd(&[
+        "--auth",
+        "super:test",
+        "reconfig",
+        "--remove",
+        "99",
+        "-v",
+        &stale,
+    ]);
+    assert!(!ok && err.contains("version"), "{err}");
+    let (ok, out, err) = admin_cmd(&["--auth", "super:test", "reconfig", "--remove", "99"]);
+    assert!(ok, "{err}");
+    let text = out
+        .strip_prefix("Committed new configuration:\n")
+        .expect(&out);
+    let (lines, newer) = config_of(text.trim_end().as_bytes());
+    assert_eq!(lines, expect);
+    assert!(
+        newer > version,
+        "a reconfig that changes nothing still makes a new version"
+    );
+}
+
+/// A bare ZooKeeper connection: the handshake only, then the socket to watch.
+async fn raw_session(
+    addr: &str,
+    session_id: i64,
+    passwd: Vec<u8>,
+) -> (tokio::net::TcpStream, i64, Vec<u8>) {
+    use concord_jute::codec::{begin_frame, finish_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut w = Vec::new();
+    let at = begin_frame(&mut w);
+    concord_jute::ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout: 10_000,
+        session_id,
+        passwd,
+        read_only: Some(false),
+    }
+    .encode(&mut w);
+    finish_frame(&mut w, at);
+    s.write_all(&w).await.unwrap();
+    let len = s.read_i32().await.unwrap();
+    let mut body = vec![0; len as usize];
+    s.read_exact(&mut body).await.unwrap();
+    let resp =
+        concord_jute::ConnectResponse::decode(&mut concord_jute::Reader::new(&body)).unwrap();
+    assert!(resp.timeout > 0, "the session was refused");
+    (s, resp.session_id, resp.passwd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumed_on_another_server_moves_there() {
+    use tokio::io::AsyncReadExt;
+    let cluster = Cluster::new(3);
+    cluster.leader().await;
+    let (mut old, session, passwd) = raw_session(&cluster.addr(0), 0, vec![0; 16]).await;
+    // The client resumes its session through server 2: server 1 closes the old connection
+    // (ZooKeeper's SESSIONMOVED: the session now belongs to server 2).
+    let (mut new, same, _) = raw_session(&cluster.addr(1), session, passwd.clone()).await;
+    assert_eq!(same, session);
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(10), old.read(&mut buf))
+        .await
+        .expect("server 1 kept the connection of a session that moved away");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(cluster
+        .log(0)
+        .contains("session moved to another server; closing its connection here"));
+    // The session lives on through server 2, and moves again to server 3.
+    let (_third, again, _) = raw_session(&cluster.addr(2), session, passwd).await;
+    assert_eq!(again, session);
+    let closed = tokio::time::timeout(Duration::from_secs(10), new.read(&mut buf))
+        .await
+        .expect("server 2 kept the connection of a session that moved away");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
 }

@@ -90,6 +90,16 @@ impl<'a> Reader<'a> {
         Ok(self.read_buffer()?.to_vec())
     }
 
+    /// Reads a jute `ustring` that may be null (`None`).
+    pub fn read_opt_string(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.read_opt_buffer()? {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|_| DecodeError::InvalidUtf8),
+        }
+    }
+
     /// Reads a jute `ustring`; null reads as the empty string.
     pub fn read_string(&mut self) -> Result<String, DecodeError> {
         let b = self.read_buffer()?;

@@ -51,12 +51,12 @@ pub struct SetWatches {
 /// reconfig.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReconfigRequest {
-    /// Servers to add, comma separated.
-    pub joining: String,
-    /// Server ids to remove, comma separated.
-    pub leaving: String,
-    /// A whole new member list (non-incremental).
-    pub new_members: String,
+    /// Servers to add, comma separated (`None` is null).
+    pub joining: Option<String>,
+    /// Server ids to remove, comma separated (`None` is null).
+    pub leaving: Option<String>,
+    /// A whole new member list (non-incremental); `None` (null) asks for an incremental change.
+    pub new_members: Option<String>,
     /// Expected current config version, or -1.
     pub cur_config_id: i64,
 }
@@ -365,9 +365,9 @@ impl Request {
                 }
             }
             op::RECONFIG => Request::Reconfig(ReconfigRequest {
-                joining: r.read_string()?,
-                leaving: r.read_string()?,
-                new_members: r.read_string()?,
+                joining: r.read_opt_string()?,
+                leaving: r.read_opt_string()?,
+                new_members: r.read_opt_string()?,
                 cur_config_id: r.read_i64()?,
             }),
             op::CHECK_WATCHES | op::REMOVE_WATCHES => {
@@ -480,9 +480,9 @@ impl Request {
                 .encode(w);
             }
             Request::Reconfig(r) => {
-                write_string(w, &r.joining);
-                write_string(w, &r.leaving);
-                write_string(w, &r.new_members);
+                for s in [&r.joining, &r.leaving, &r.new_members] {
+                    write_opt_buffer(w, s.as_deref().map(str::as_bytes));
+                }
                 write_i64(w, r.cur_config_id);
             }
             Request::CheckWatches(x) | Request::RemoveWatches(x) => {

@@ -82,9 +82,9 @@ fn all_requests() -> Vec<Request> {
             },
         ]),
         Request::Reconfig(ReconfigRequest {
-            joining: "server.4=h:1:2".into(),
-            leaving: "".into(),
-            new_members: "".into(),
+            joining: Some("server.4=h:1:2".into()),
+            leaving: Some("".into()),
+            new_members: None,
             cur_config_id: -1,
         }),
         Request::CheckWatches(WatchesRequest {

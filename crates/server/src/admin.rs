@@ -5,6 +5,7 @@
 //! [`crate::fourlw`], so the two never disagree. The four-letter-word whitelist does not apply
 //! here (as in ZooKeeper); the server is off by default and binds to `admin.serverAddress`.
 
+use crate::config::ServerSpec;
 use crate::core::Core;
 use crate::fourlw::{self, object};
 use axum::extract::{Path, State};
@@ -34,6 +35,9 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("hash", &[]),
     ("stat_reset", &["srst"]),
     ("connection_stat_reset", &["crst"]),
+    ("leader", &["lead"]),
+    ("voting_view", &[]),
+    ("observers", &["obsr"]),
 ];
 
 /// The primary name of a command given by its name or one of its aliases.
@@ -78,7 +82,7 @@ async fn command(State(core): State<Arc<Core>>, Path(name): Path<String>) -> Res
                 Ok(mut v) => {
                     if let Value::Object(m) = &mut v {
                         m.insert("command".into(), json!(cmd));
-                        m.insert("error".into(), Value::Null);
+                        m.entry("error").or_insert(Value::Null);
                     }
                     Json(v).into_response()
                 }
@@ -159,8 +163,84 @@ pub fn run(core: &Core, cmd: &str) -> Value {
             fourlw::reset_connection_stats(core);
             json!({})
         }
+        "leader" => leader(core),
+        "voting_view" => voting_view(core),
+        "observers" => observers(core),
         _ => json!({}),
     }
+}
+
+/// Whether this server leads, and which server does (ZooKeeper's `leader` command).
+fn leader(core: &Core) -> Value {
+    let st = core.status.lock().clone();
+    let Some(id) = st.leader.filter(|_| st.mode != "standalone") else {
+        return json!({"error": "server is not initialized"});
+    };
+    let host = st
+        .peers
+        .iter()
+        .find(|p| p.id == id)
+        .and_then(|p| ServerSpec::parse(id, &p.spec).ok())
+        .map(|s| s.host);
+    json!({"is_leader": id == core.my_id, "leader_id": id, "leader_ip": host})
+}
+
+/// The voting members and their addresses (ZooKeeper's `voting_view` command).
+fn voting_view(core: &Core) -> Value {
+    let st = core.status.lock().clone();
+    if st.mode == "standalone" {
+        return json!({"current_config": {}});
+    }
+    let voters = st.peers.iter().filter(|p| p.role == "participant");
+    let config = object(voters.filter_map(|p| {
+        let s = ServerSpec::parse(p.id, &p.spec).ok()?;
+        let host = if s.host.contains(':') {
+            format!("[{}]", s.host)
+        } else {
+            s.host.clone()
+        };
+        let client = s.client_addr.as_ref().map(|(h, port)| {
+            let h = if h.is_empty() { "0.0.0.0" } else { h };
+            format!("{h}:{port}")
+        });
+        Some((
+            p.id.to_string(),
+            json!({
+                "server_addresses": [format!("{host}:{}", s.quorum_port)],
+                "election_addresses": [format!("{host}:{}", s.election_port)],
+                "client_address": client,
+                "learner_type": "participant",
+            }),
+        ))
+    }));
+    json!({"current_config": config})
+}
+
+/// On the leader, the observers and how far each has replicated (ZooKeeper's `observers`).
+fn observers(core: &Core) -> Value {
+    let st = core.status.lock().clone();
+    if st.mode != "leader" {
+        return json!({"synced_observers": 0, "observers": []});
+    }
+    let rows: Vec<Value> = st
+        .peers
+        .iter()
+        .filter(|p| p.role == "observer")
+        .map(|p| {
+            json!({
+                "sid": p.id,
+                "server": p.spec,
+                "matched_index": p.matched,
+                "lag": p.matched.map(|m| st.last_log_index.saturating_sub(m)),
+            })
+        })
+        .collect();
+    let synced = st
+        .peers
+        .iter()
+        .filter(|p| p.role == "observer" && p.matched.is_some())
+        .count();
+    json!({"synced_observers": synced, "observers": rows})
 }
 
 fn server_stats(core: &Core) -> Value {

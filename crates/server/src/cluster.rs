@@ -4,7 +4,9 @@
 use crate::core::{Core, PeerStatus, RaftStatus, ReadIndexWaiter};
 use crate::raft::peer::{Call, Peers, ReplyBody};
 use crate::raft::types::{NodeId, Raft};
-use openraft::BasicNode;
+use crate::reconfig::{self, ReconfigJob};
+use concord_jute::ErrorCode;
+use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,8 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(10);
 /// A leader that has not heard from a quorum for longer than `lease` counts as no leader: it
 /// has most likely been cut off from the others, and openraft 0.9 leaves it leading until it
 /// hears of a newer term. Until then it refuses sessions and writes, as a ZooKeeper leader that
-/// lost its quorum does. Woken by role changes, and every `tick` to look at the quorum's acks.
+/// lost its quorum does. Likewise a follower or observer whose leader has sent nothing for
+/// longer than `lease`. Woken by role changes, and every `tick` to look at the quorum's acks.
 pub async fn watch_role(
     core: Arc<Core>,
     raft: Raft,
@@ -35,9 +38,16 @@ pub async fn watch_role(
     loop {
         let (term, leader) = {
             let m = raft.metrics().borrow().clone();
-            let cut_off = m.current_leader == Some(core.my_id)
-                && m.millis_since_quorum_ack
-                    .is_some_and(|ms| ms > lease.as_millis() as u64);
+            let cut_off = match m.current_leader {
+                Some(l) if l == core.my_id => m
+                    .millis_since_quorum_ack
+                    .is_some_and(|ms| ms > lease.as_millis() as u64),
+                // A follower or observer the leader has stopped sending to (cut off, or no
+                // longer a member) would otherwise serve ever older reads: an observer never
+                // calls an election to notice.
+                Some(_) => clustered && core.since_leader_heard() > lease,
+                None => false,
+            };
             let leader = if cut_off { None } else { m.current_leader };
             let mut st = status_of(&m, clustered);
             if cut_off {
@@ -176,32 +186,72 @@ async fn read_index(raft: &Raft, peers: &Peers, my_id: NodeId) -> Result<u64, St
     }
 }
 
-/// While this server leads, adds the configured observers the membership lacks as learners.
+/// How long a reconfig sent to the leader may take.
+const RECONFIG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `reconfig` requests: on the leader itself, elsewhere by sending them to the leader.
+pub async fn serve_reconfig(
+    core: Arc<Core>,
+    raft: Raft,
+    peers: Arc<Peers>,
+    mut rx: mpsc::UnboundedReceiver<ReconfigJob>,
+) {
+    // One reconfig at a time: a second one meanwhile is "in progress" (ZooKeeper's answer).
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    while let Some(job) = rx.recv().await {
+        let (core, raft, peers, lock) = (core.clone(), raft.clone(), peers.clone(), lock.clone());
+        tokio::spawn(async move {
+            let r = match core.leader() {
+                Some(l) if l == core.my_id => {
+                    reconfig::run(&core, &raft, &peers, &lock, job.args).await
+                }
+                Some(l) if job.forward => match peers.link_via(&raft, l) {
+                    Some(link) => match link.call(Call::Reconfig(job.args), RECONFIG_TIMEOUT).await
+                    {
+                        Ok(ReplyBody::Reconfig(r)) => {
+                            r.map_err(|c| ErrorCode::from_code(c).unwrap_or(ErrorCode::SystemError))
+                        }
+                        Ok(_) => Err(ErrorCode::SystemError),
+                        Err(e) => {
+                            tracing::info!(leader = l, "cannot send a reconfig to the leader: {e}");
+                            Err(ErrorCode::ConnectionLoss)
+                        }
+                    },
+                    None => Err(ErrorCode::ConnectionLoss),
+                },
+                _ => Err(ErrorCode::ConnectionLoss),
+            };
+            let _ = job.reply.send(r);
+        });
+    }
+}
+
+/// Adds the observers of the `server.N` lines to a newly formed group: while this server
+/// leads and the membership is still the one the voters formed the group with, all of them in
+/// one membership change. Once the membership has changed, zoo.cfg no longer governs it: from
+/// then on members come and go by `reconfig`.
 pub async fn add_observers(core: Arc<Core>, raft: Raft, observers: BTreeMap<NodeId, BasicNode>) {
     if observers.is_empty() {
         return;
     }
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         if core.leader() != Some(core.my_id) {
             continue;
         }
-        let missing: Vec<(NodeId, BasicNode)> = {
-            let m = raft.metrics().borrow().membership_config.clone();
-            observers
-                .iter()
-                .filter(|(id, _)| m.membership().get_node(id).is_none())
-                .map(|(id, n)| (*id, n.clone()))
-                .collect()
-        };
-        if missing.is_empty() {
+        let formed = raft.metrics().borrow().membership_config.clone();
+        if formed.log_id().is_some_and(|l| l.index > 0) {
             return;
         }
-        for (id, node) in missing {
-            match raft.add_learner(id, node, false).await {
-                Ok(_) => tracing::info!(observer = id, "added observer"),
-                Err(e) => tracing::warn!(observer = id, "cannot add observer yet: {e}"),
+        match raft
+            .change_membership(ChangeMembers::AddNodes(observers.clone()), true)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(observers = ?observers.keys().collect::<Vec<_>>(), "added the observers");
+                return;
             }
+            Err(e) => tracing::warn!("cannot add the observers yet: {e}"),
         }
     }
 }

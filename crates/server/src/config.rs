@@ -28,13 +28,13 @@
 //!
 //! | zoo.cfg key | treatment |
 //! |---|---|
-//! | `tickTime`, `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `maxClientCnxns`, `minSessionTimeout`, `maxSessionTimeout`, `4lw.commands.whitelist`, `snapCount`, `autopurge.snapRetainCount`, `autopurge.purgeInterval`, `jute.maxbuffer`, `extendedTypesEnabled`, `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `forceSync`, `superDigest`, `initLimit`, `syncLimit`, `server.N` | read into [`Config`] |
+//! | `tickTime`, `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `maxClientCnxns`, `minSessionTimeout`, `maxSessionTimeout`, `4lw.commands.whitelist`, `snapCount`, `autopurge.snapRetainCount`, `autopurge.purgeInterval`, `jute.maxbuffer`, `extendedTypesEnabled`, `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `forceSync`, `superDigest`, `reconfigEnabled`, `initLimit`, `syncLimit`, `server.N` | read into [`Config`] |
 //! | `zookeeper.extendedTypesEnabled`, `zookeeper.DigestAuthenticationProvider.superDigest` | read (the JVM property spellings) |
 //! | `peerType` | read; a mismatch with this server's `server.N` role warns and the `server.N` line wins (ZooKeeper's rule) |
 //! | `concord.raft.electionTimeoutMinMs`, `concord.raft.electionTimeoutMaxMs`, `concord.raft.heartbeatIntervalMs` | concord's own Raft timings ([`RaftTimings`]) |
-//! | `dynamicConfigFile` | warning: its `server.N` lines are read as static configuration; no dynamic reconfiguration |
+//! | `dynamicConfigFile` | warning: its `server.N` lines are read as static configuration (they form a new cluster; later membership changes live in the Raft log) |
 //! | `standaloneEnabled`, `quorumListenOnAllIPs`, `admin.commandURL`, `admin.idleTimeout`, `globalOutstandingLimit`, `preAllocSize`, `leaderServes`, `cnxTimeout`, `electionAlg`, `clientPortListenBacklog`, `syncEnabled`, `electionPortBindRetry`, `connectToLearnerMasterLimit`, `tcpKeepAlive`, `serverCnxnFactory`, `snapSizeLimitInKb`, `txnLogSizeLimitInKb`, `commitLogCount`, `multiAddress.*`, `metricsProvider.*` (other than a real `className`) | accepted silently: tuning or plumbing with no visible behaviour to lose |
-//! | `reconfigEnabled=true`, `localSessionsEnabled=true`, `localSessionsUpgradingEnabled=true`, `skipACL=yes`, `maxCnxns` > 0, `metricsProvider.className` (not the null provider) | warning: concord does not implement the behaviour (the `false`/`0` values are silent) |
+//! | `localSessionsEnabled=true`, `localSessionsUpgradingEnabled=true`, `skipACL=yes`, `maxCnxns` > 0, `metricsProvider.className` (not the null provider) | warning: concord does not implement the behaviour (the `false`/`0` values are silent) |
 //! | `secureClientPort`, `secureClientPortAddress`, `ssl.*`, `sslQuorum`, `authProvider.*`, `quorum.auth.*`, `group.N`, `weight.N` | warning: TLS, SASL and hierarchical quorums are not supported |
 //! | anything else | warning: unknown key ignored |
 //!
@@ -45,7 +45,7 @@
 //! `max_client_cnxns`, `min_session_timeout`, `max_session_timeout`, `four_letter_words`,
 //! `snap_count`, `autopurge_snap_retain_count`, `autopurge_purge_interval`, `jute_max_buffer`,
 //! `extended_types_enabled`, `admin_enable_server`, `admin_server_address`, `admin_server_port`,
-//! `force_sync`, `super_digest`, `init_limit`, `sync_limit`, `peer_type`), plus `log_level`, a
+//! `force_sync`, `super_digest`, `reconfig_enabled`, `init_limit`, `sync_limit`, `peer_type`), plus `log_level`, a
 //! `[raft]` table (`election_timeout_min_ms`, `election_timeout_max_ms`, `heartbeat_interval_ms`)
 //! and the ensemble in either of two forms:
 //!
@@ -276,7 +276,8 @@ impl fmt::Display for ServerSpec {
         )?;
         if let Some((h, p)) = &self.client_addr {
             if h.is_empty() {
-                write!(f, ";{p}")?;
+                // ZooKeeper writes a bare client port as the wildcard address.
+                write!(f, ";0.0.0.0:{p}")?;
             } else {
                 write!(f, ";{}:{p}", bracket(h))?;
             }
@@ -418,6 +419,8 @@ pub struct Config {
     pub force_sync: bool,
     /// superDigest: `user:base64(sha1(user:password))` of the super user (default none).
     pub super_digest: Option<String>,
+    /// reconfigEnabled: allow the `reconfig` request (default false, as in ZooKeeper).
+    pub reconfig_enabled: bool,
     /// initLimit in ticks (default 10).
     pub init_limit: u32,
     /// syncLimit in ticks (default 5).
@@ -448,7 +451,7 @@ enum Kind {
 }
 
 /// TOML key → zoo.cfg key, and the value's kind.
-const TOML_KEYS: [(&str, &str, Kind); 22] = [
+const TOML_KEYS: [(&str, &str, Kind); 23] = [
     ("tick_time", "tickTime", Kind::Num),
     ("data_dir", "dataDir", Kind::Str),
     ("data_log_dir", "dataLogDir", Kind::Str),
@@ -476,6 +479,7 @@ const TOML_KEYS: [(&str, &str, Kind); 22] = [
     ("admin_server_port", "admin.serverPort", Kind::Num),
     ("force_sync", "forceSync", Kind::Bool),
     ("super_digest", "superDigest", Kind::Str),
+    ("reconfig_enabled", "reconfigEnabled", Kind::Bool),
     ("init_limit", "initLimit", Kind::Num),
     ("sync_limit", "syncLimit", Kind::Num),
     ("peer_type", "peerType", Kind::Str),
@@ -537,6 +541,7 @@ struct Settings {
     admin_server_port: Option<u16>,
     force_sync: Option<bool>,
     super_digest: Option<String>,
+    reconfig_enabled: Option<bool>,
     init_limit: Option<u32>,
     sync_limit: Option<u32>,
     servers: BTreeMap<u64, ServerSpec>,
@@ -679,6 +684,7 @@ impl Settings {
             "admin.serverAddress" => self.admin_server_address = Some(parse_ip(v)?),
             "admin.serverPort" => self.admin_server_port = Some(parse_port(v, true)?),
             "forceSync" => self.force_sync = Some(parse_bool(v)?),
+            "reconfigEnabled" => self.reconfig_enabled = Some(parse_bool(v)?),
             "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                 self.super_digest = Some(parse_digest(v)?)
             }
@@ -708,13 +714,9 @@ impl Settings {
                 }
             }
             k if k.starts_with("metricsProvider.") => {}
-            "reconfigEnabled"
-            | "localSessionsEnabled"
-            | "localSessionsUpgradingEnabled"
-            | "skipACL" => {
+            "localSessionsEnabled" | "localSessionsUpgradingEnabled" | "skipACL" => {
                 if parse_bool(v)? {
                     let what = match key {
-                        "reconfigEnabled" => "dynamic reconfiguration is",
                         "skipACL" => "skipping ACL checks is",
                         _ => "local sessions are",
                     };
@@ -774,6 +776,7 @@ impl Settings {
             admin_server_port,
             force_sync,
             super_digest,
+            reconfig_enabled,
             init_limit,
             sync_limit,
             peer_type,
@@ -830,6 +833,7 @@ impl Settings {
             admin_server_port: self.admin_server_port.unwrap_or(8080),
             force_sync: self.force_sync.unwrap_or(true),
             super_digest: self.super_digest.clone(),
+            reconfig_enabled: self.reconfig_enabled.unwrap_or(false),
             init_limit: self.init_limit.unwrap_or(10),
             sync_limit: self.sync_limit.unwrap_or(5),
             servers: self.servers.values().cloned().collect(),
@@ -989,7 +993,7 @@ fn zoo_cfg_settings(text: &str, source: &Path) -> Result<(Settings, Vec<String>)
         match std::fs::read_to_string(&dyn_path) {
             Ok(dyn_text) => {
                 warnings.push(format!(
-                    "{file}:{line}: dynamicConfigFile {dyn_path}: its server.N lines are read as static configuration; dynamic reconfiguration is not supported"
+                    "{file}:{line}: dynamicConfigFile {dyn_path}: its server.N lines are read as static configuration: they form a new cluster, and later membership changes live in the Raft log, not in this file"
                 ));
                 for (l, k, v) in parse_properties(&dyn_text, &dyn_path)? {
                     if k.starts_with("server.") {
@@ -1677,6 +1681,7 @@ mod tests {
              admin.serverAddress=::1\n\
              admin.serverPort=9090\n\
              forceSync=no\n\
+             reconfigEnabled=true\n\
              zookeeper.DigestAuthenticationProvider.superDigest={}\n\
              initLimit=20\n\
              syncLimit=\\\n   7\n\
@@ -1716,6 +1721,7 @@ mod tests {
             admin_server_port: 9090,
             force_sync: false,
             super_digest: Some(digest().into()),
+            reconfig_enabled: true,
             init_limit: 20,
             sync_limit: 7,
             servers: vec![
@@ -1994,7 +2000,7 @@ mod tests {
              metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
              metricsProvider.httpPort=7000\n\
              maxCnxns=100\n\
-             reconfigEnabled=true\n\
+             skipACL=yes\n\
              group.1=1:2\n\
              4lw.commands.whitelist=ruok,rouk\n\
              autopurge.snapRetainCount=1\n\
@@ -2012,13 +2018,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert!(!c.reconfig_enabled, "the last reconfigEnabled line wins");
         assert_eq!(c.four_letter_words.to_string(), "rouk,ruok");
         let expect = [
             ("/etc/zoo.cfg:1:", "bogusKey"),
             ("/etc/zoo.cfg:2:", "TLS"),
             ("/etc/zoo.cfg:3:", "metrics"),
             ("/etc/zoo.cfg:5:", "maxCnxns"),
-            ("/etc/zoo.cfg:6:", "reconfiguration"),
+            ("/etc/zoo.cfg:6:", "skipping ACL"),
             ("/etc/zoo.cfg:7:", "hierarchical"),
             ("/etc/zoo.cfg:8:", "rouk"),
             ("/etc/zoo.cfg:9:", "raised to the minimum of 3"),
@@ -2142,6 +2149,7 @@ admin_enable_server = true
 admin_server_address = "::1"
 admin_server_port = 9090
 force_sync = "no"
+reconfig_enabled = true
 super_digest = "{}"
 init_limit = 20
 sync_limit = 7

@@ -222,12 +222,37 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
             }
         }
     } else {
-        let known = core
-            .sm
-            .read()
-            .tree
-            .session(req.session_id)
-            .map(|s| s.passwd == req.passwd);
+        let (mut known, owner) = {
+            let sm = core.sm.read();
+            let s = sm.tree.session(req.session_id);
+            (s.map(|s| s.passwd == req.passwd), s.map_or(0, |s| s.owner))
+        };
+        if known == Some(true) && crate::server::is_cluster(&core.config) && owner != core.my_id {
+            // The session comes from another server: this one takes it over, through the log,
+            // before answering. The old server then closes its connection, and a request of
+            // the old connection ordered after this gets SESSIONMOVED, as in ZooKeeper.
+            let rx = core
+                .propose(Txn {
+                    session: req.session_id,
+                    time: now_ms(),
+                    auth: Vec::new(),
+                    op: TxnOp::MoveSession,
+                })
+                .await;
+            match rx.await {
+                Ok(Applied {
+                    outcome: Outcome::Reply(_),
+                    ..
+                }) => {}
+                Ok(_) => known = None,
+                Err(_) => {
+                    tracing::info!(%peer, "closing connection: the session could not be moved here");
+                    drop(tx);
+                    let _ = writer_task.await;
+                    return;
+                }
+            }
+        }
         if known != Some(true) {
             // ZooKeeper answers an expired or unknown session (or a wrong password) with a zero
             // timeout, which clients report as SESSIONEXPIRED, then closes the connection.
@@ -465,7 +490,17 @@ impl Conn {
             });
             return Next::Continue;
         }
-        if req.is_write() && !matches!(req, Request::Reconfig(_)) {
+        if let Request::Reconfig(r) = req {
+            let rx = self.reconfig(r);
+            queue.push_back(Job::Write {
+                xid: h.xid,
+                op: h.op,
+                started,
+                rx,
+            });
+            return Next::Continue;
+        }
+        if req.is_write() {
             let op = if matches!(req, Request::CloseSession) {
                 TxnOp::CloseSession { expired: false }
             } else {
@@ -569,6 +604,78 @@ impl Conn {
         };
         self.send(frame).await;
         next
+    }
+
+    /// Starts a `reconfig`; the receiver gets the reply: the new `/zookeeper/config` and its
+    /// Stat, or the error (the checks ZooKeeper makes before any other are made here).
+    fn reconfig(&self, r: concord_jute::ReconfigRequest) -> oneshot::Receiver<Applied> {
+        let (atx, arx) = oneshot::channel();
+        let core = self.core.clone();
+        let fail = move |e: ErrorCode| Applied {
+            zxid: core.sm.read().tree.last_zxid(),
+            outcome: Outcome::Error(e),
+        };
+        if !self.core.config.reconfig_enabled {
+            let _ = atx.send(fail(ErrorCode::ReconfigDisabled));
+            return arx;
+        }
+        let Some(tx) = self.core.reconfig.get() else {
+            // A single server has no membership to change (ZooKeeper standalone answers so).
+            let _ = atx.send(fail(ErrorCode::Unimplemented));
+            return arx;
+        };
+        let authorized = {
+            let sm = self.core.sm.read();
+            sm.tree
+                .get_acl(concord_tree::tree::CONFIG_PATH, &self.auth)
+                .is_ok_and(|(list, _)| {
+                    acl::check(&list, concord_jute::consts::perms::WRITE, &self.auth).is_ok()
+                })
+        };
+        let (reply, rrx) = oneshot::channel();
+        let job = crate::reconfig::ReconfigJob {
+            args: crate::reconfig::ReconfigArgs {
+                joining: r.joining,
+                leaving: r.leaving,
+                new_members: r.new_members,
+                from_version: r.cur_config_id,
+                authorized,
+            },
+            forward: true,
+            reply,
+        };
+        if tx.send(job).is_err() {
+            let _ = atx.send(fail(ErrorCode::ConnectionLoss));
+            return arx;
+        }
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            let applied = match rrx.await {
+                Ok(Ok(index)) => {
+                    // Answer with the config as this server applied it, so the reads after
+                    // the reply see it too.
+                    core.wait_applied(index).await;
+                    let sm = core.sm.read();
+                    match sm.tree.get_data(concord_tree::tree::CONFIG_PATH, &[]) {
+                        Ok((data, stat)) => Applied {
+                            zxid: stat.mzxid,
+                            outcome: Outcome::Reply(Response::GetData(
+                                data.map(<[u8]>::to_vec),
+                                stat,
+                            )),
+                        },
+                        Err(e) => Applied {
+                            zxid: sm.tree.last_zxid(),
+                            outcome: Outcome::Error(e),
+                        },
+                    }
+                }
+                Ok(Err(e)) => fail(e),
+                Err(_) => fail(ErrorCode::ConnectionLoss),
+            };
+            let _ = atx.send(applied);
+        });
+        arx
     }
 
     /// Handles an auth packet: returns (error code, close the connection).
@@ -736,7 +843,6 @@ impl Conn {
                     })
                     .collect(),
             )),
-            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
             Request::Sasl { .. } => {
                 tracing::warn!(peer = %self.peer, "SASL authentication is not supported");
                 Err(ErrorCode::Unimplemented)

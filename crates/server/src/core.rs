@@ -287,6 +287,10 @@ pub struct Core {
     stopping: std::sync::atomic::AtomicBool,
     /// Where `sync` asks for a read index, in a cluster (see `crate::cluster`).
     pub read_index: std::sync::OnceLock<mpsc::UnboundedSender<ReadIndexWaiter>>,
+    /// Where `reconfig` requests go, in a cluster (see `crate::cluster::serve_reconfig`).
+    pub reconfig: std::sync::OnceLock<mpsc::UnboundedSender<crate::reconfig::ReconfigJob>>,
+    /// When the leader's appends were last accepted here (see [`Core::heard_from_leader`]).
+    leader_heard: Mutex<tokio::time::Instant>,
 }
 
 /// Raft's view of this server, refreshed from openraft's metrics (for srvr, stat, mntr and the
@@ -364,6 +368,8 @@ impl Core {
             leader: watch::Sender::new(None),
             applied: watch::Sender::new(0),
             read_index: std::sync::OnceLock::new(),
+            reconfig: std::sync::OnceLock::new(),
+            leader_heard: Mutex::new(tokio::time::Instant::now()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(RaftStatus {
                 mode: "standalone",
@@ -441,6 +447,16 @@ impl Core {
         })
     }
 
+    /// Records that the leader's appends (or heartbeats) were just accepted here.
+    pub fn heard_from_leader(&self) {
+        *self.leader_heard.lock() = tokio::time::Instant::now();
+    }
+
+    /// How long ago the leader's appends were last accepted here.
+    pub fn since_leader_heard(&self) -> Duration {
+        self.leader_heard.lock().elapsed()
+    }
+
     /// Follows the leader as seen by this server.
     pub fn leader_watch(&self) -> watch::Receiver<Option<NodeId>> {
         self.leader.subscribe()
@@ -496,6 +512,43 @@ impl Core {
         }
     }
 
+    /// Sends the watch notifications `events` (drained) of the txn applied as `zxid`.
+    pub fn deliver(&self, events: &mut Vec<Event>, zxid: i64) {
+        if events.is_empty() {
+            return;
+        }
+        let mut watches = self.watches.lock();
+        let conns = self.conns.lock();
+        for e in events.drain(..) {
+            let targets = watches.trigger(e.event_type, &e.path);
+            if targets.is_empty() {
+                continue;
+            }
+            let frame = Bytes::from(event_frame(e.event_type, &e.path, zxid));
+            for c in targets {
+                if let Some(h) = conns.by_id.get(&c) {
+                    h.send_event(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Closes this server's connection of `session`, which another server has taken over.
+    pub fn session_moved_away(&self, session: i64) {
+        let conns = self.conns.lock();
+        if let Some(h) = conns
+            .by_session
+            .get(&session)
+            .and_then(|c| conns.by_id.get(c))
+        {
+            tracing::info!(
+                session = format!("{session:#x}"),
+                "session moved to another server; closing its connection here"
+            );
+            h.kill.notify_one();
+        }
+    }
+
     /// Called by the state machine, with `sm` held for writing, after each txn is applied:
     /// delivers watch events and keeps session liveness in step with the replicated sessions.
     pub fn after_apply(&self, txn: &Txn, applied: &Applied, events: &mut Vec<Event>) {
@@ -511,21 +564,9 @@ impl Core {
             }
             return;
         }
-        let mut watches = self.watches.lock();
-        let conns = self.conns.lock();
-        for e in events.drain(..) {
-            let targets = watches.trigger(e.event_type, &e.path);
-            if targets.is_empty() {
-                continue;
-            }
-            let frame = Bytes::from(event_frame(e.event_type, &e.path, applied.zxid));
-            for c in targets {
-                if let Some(h) = conns.by_id.get(&c) {
-                    h.send_event(frame.clone());
-                }
-            }
-        }
+        self.deliver(events, applied.zxid);
         if closing {
+            let conns = self.conns.lock();
             self.tracker.lock().remove(txn.session);
             if matches!(txn.op, TxnOp::CloseSession { expired: true }) {
                 if let Some(h) = conns

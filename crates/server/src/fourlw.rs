@@ -72,6 +72,17 @@ pub fn respond(core: &Core, cmd: &str) -> String {
             for (k, v) in configuration(core) {
                 let _ = writeln!(out, "{k}={v}");
             }
+            if crate::server::is_cluster(&core.config) {
+                // As ZooKeeper: the dynamic config, the same text as /zookeeper/config.
+                let config = core
+                    .sm
+                    .read()
+                    .tree
+                    .get_data(concord_tree::tree::CONFIG_PATH, &[])
+                    .map(|(d, _)| String::from_utf8_lossy(d.unwrap_or_default()).into_owned())
+                    .unwrap_or_default();
+                let _ = writeln!(out, "membership: \n{config}");
+            }
             out
         }
         "wchs" => {

@@ -8,6 +8,7 @@ pub mod core;
 pub mod fourlw;
 pub mod net;
 pub mod raft;
+pub mod reconfig;
 pub mod rng;
 pub mod server;
 pub mod watch;

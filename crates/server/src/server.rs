@@ -209,6 +209,14 @@ pub async fn start_on<L: ServerLog>(
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let _ = core.read_index.set(tx);
+        let (rtx, rrx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = core.reconfig.set(rtx);
+        tasks.push(tokio::spawn(cluster::serve_reconfig(
+            core.clone(),
+            raft.clone(),
+            p.clone(),
+            rrx,
+        )));
         let touch_every = Duration::from_millis((config.tick_time_ms as u64 / 2).clamp(20, 1000));
         tasks.push(tokio::spawn(cluster::serve_read_index(
             raft.clone(),

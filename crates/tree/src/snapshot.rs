@@ -1,8 +1,9 @@
 //! Snapshot encoding of the tree: a checksummed stream written from a [`FrozenTree`].
 //!
 //! Layout (integers big-endian, strings and buffers jute-style length-prefixed): magic
-//! `"CNCDSNP2"`, last_zxid i64, next_session_id i64, ACL lists, sessions, then the nodes, then
-//! the CRC-32C of everything before it and `"CNCDEND!"`.
+//! `"CNCDSNP3"`, last_zxid i64, next_session_id i64, ACL lists, sessions (id i64, timeout i32,
+//! password, owner i64), then the nodes, then the CRC-32C of everything before it and
+//! `"CNCDEND!"`. Formats 1 and 2 (sessions without an owner) are still read.
 //!
 //! Each node (format 2) is a 1 byte (end of list: 0), then LEB128 varints: id, parent + 1,
 //! acl + 1, zigzag czxid, zigzag ctime, a flags byte, then only the fields the flags say differ
@@ -24,8 +25,10 @@ use std::io::{self, Write};
 
 /// Format 1: fixed-width node fields (read only).
 const MAGIC_V1: &[u8; 8] = b"CNCDSNP1";
-/// Format 2: varint node fields with flags (written).
-const MAGIC: &[u8; 8] = b"CNCDSNP2";
+/// Format 2: varint node fields with flags (read only).
+const MAGIC_V2: &[u8; 8] = b"CNCDSNP2";
+/// Format 3: format 2 with each session's owner (written).
+const MAGIC: &[u8; 8] = b"CNCDSNP3";
 const END: &[u8; 8] = b"CNCDEND!";
 
 /// Why a snapshot could not be loaded.
@@ -84,10 +87,11 @@ pub fn write_snapshot<W: Write>(t: &FrozenTree, w: W) -> io::Result<()> {
         }
     }
     write_i32(b, t.sessions.len() as i32);
-    for (id, timeout, passwd) in &t.sessions {
+    for (id, timeout, passwd, owner) in &t.sessions {
         write_i64(b, *id);
         write_i32(b, *timeout);
         write_buffer(b, passwd);
+        write_i64(b, *owner as i64);
     }
     cw.maybe_flush()?;
     for (id, n, d) in t.nodes.nodes() {
@@ -108,7 +112,13 @@ fn err(msg: impl Into<String>) -> SnapshotError {
 
 /// Loads a tree from a whole snapshot file's bytes, verifying the checksum and structure.
 pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, SnapshotError> {
-    if bytes.len() < MAGIC.len() + 12 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
+    let format = match &bytes[..bytes.len().min(8)] {
+        m if m == MAGIC_V1 => 1,
+        m if m == MAGIC_V2 => 2,
+        m if m == MAGIC => 3,
+        _ => 0,
+    };
+    if bytes.len() < MAGIC.len() + 12 || format == 0 {
         return Err(err("not a concord snapshot (bad magic)"));
     }
     if &bytes[bytes.len() - 8..] != END {
@@ -138,16 +148,22 @@ pub fn read_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, Sna
         let id = r.read_i64().map_err(d)?;
         let timeout = r.read_i32().map_err(d)?;
         let passwd = r.read_buffer_vec().map_err(d)?;
+        let owner = if format >= 3 {
+            r.read_i64().map_err(d)? as u64
+        } else {
+            0
+        };
         sessions.insert(
             id,
             Session {
                 timeout,
                 passwd,
                 ephemerals: BTreeSet::new(),
+                owner,
             },
         );
     }
-    let v2 = &bytes[..8] == MAGIC;
+    let v2 = format >= 2;
     // Nodes go straight into their chunks as they are decoded: no second copy of the tree.
     let mut nodes = StoreLoader::default();
     if v2 {

@@ -867,3 +867,65 @@ fn zxids_end_at_48_bits_and_writes_are_then_refused() {
     assert_eq!(back.exists("/a"), t.tree.exists("/a"));
     assert_eq!(back.exists("/b").unwrap().unwrap().czxid, MAX_ZXID - 1);
 }
+
+#[test]
+fn a_session_taken_over_by_another_server_refuses_the_old_servers_requests() {
+    let mut ev = Vec::new();
+    let mut t = DataTree::new(false);
+    let txn = |session, op| Txn {
+        session,
+        time: 1,
+        auth: anyone(),
+        op,
+    };
+    let create = |path: &str| TxnOp::Write(create_req(path, b"", 0));
+    let created = t.apply_from(
+        &txn(
+            0,
+            TxnOp::CreateSession {
+                timeout: 10000,
+                passwd: vec![1; 16],
+            },
+        ),
+        1,
+        &mut ev,
+    );
+    let Outcome::SessionCreated(s) = created.outcome else {
+        panic!("{created:?}")
+    };
+    assert_eq!(t.session(s).unwrap().owner, 1);
+    assert!(matches!(
+        t.apply_from(&txn(s, create("/a")), 1, &mut ev).outcome,
+        Outcome::Reply(_)
+    ));
+    // The client resumes on server 2, which takes the session over.
+    assert!(matches!(
+        t.apply_from(&txn(s, TxnOp::MoveSession), 2, &mut ev)
+            .outcome,
+        Outcome::Reply(_)
+    ));
+    assert_eq!(t.session(s).unwrap().owner, 2);
+    // A request still coming through server 1 is refused, and changes nothing.
+    let stale = t.apply_from(&txn(s, create("/b")), 1, &mut ev);
+    assert_eq!(stale.outcome, Outcome::Error(ErrorCode::SessionMoved));
+    let close = t.apply_from(&txn(s, TxnOp::CloseSession { expired: false }), 1, &mut ev);
+    assert_eq!(close.outcome, Outcome::Error(ErrorCode::SessionMoved));
+    assert!(t.session(s).is_some());
+    assert!(t.get_data("/b", &anyone()).is_err());
+    // Through server 2 it works, and an expiry (the leader's) is never refused.
+    assert!(matches!(
+        t.apply_from(&txn(s, create("/b")), 2, &mut ev).outcome,
+        Outcome::Reply(_)
+    ));
+    // Owners survive a snapshot.
+    let mut bytes = Vec::new();
+    crate::snapshot::write_snapshot(&t.freeze(), &mut bytes).unwrap();
+    let back = crate::snapshot::read_snapshot(&bytes, false).unwrap();
+    assert_eq!(back.session(s).unwrap().owner, 2);
+    let expire = t.apply_from(&txn(s, TxnOp::CloseSession { expired: true }), 1, &mut ev);
+    assert!(matches!(expire.outcome, Outcome::Reply(_)));
+    assert!(t.session(s).is_none());
+    // Moving a session that is gone fails.
+    let gone = t.apply_from(&txn(s, TxnOp::MoveSession), 3, &mut ev);
+    assert_eq!(gone.outcome, Outcome::Error(ErrorCode::SessionExpired));
+}

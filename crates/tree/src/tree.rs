@@ -49,6 +49,8 @@ pub struct Session {
     pub passwd: Vec<u8>,
     /// Ids of the session's ephemeral nodes.
     pub(crate) ephemerals: BTreeSet<u32>,
+    /// The server holding the session's connection, as last recorded in the log (0: any).
+    pub owner: u64,
 }
 
 impl Session {
@@ -483,6 +485,30 @@ impl DataTree {
     /// Applies one committed txn: gives it the next zxid, changes the tree (or not, on error),
     /// appends the watch triggers to `events` and returns the client's outcome.
     pub fn apply(&mut self, txn: &Txn, events: &mut Vec<Event>) -> Applied {
+        self.apply_from(txn, 0, events)
+    }
+
+    /// Whether `txn`, a client's request that came through server `origin`, names a session
+    /// that has since moved to another server (ZooKeeper's SESSIONMOVED). Expiry is the
+    /// leader's, not a client's, and is never refused.
+    fn moved(&self, txn: &Txn, origin: u64) -> bool {
+        let client = matches!(
+            txn.op,
+            TxnOp::Write(_) | TxnOp::CloseSession { expired: false }
+        );
+        client
+            && origin != 0
+            && self
+                .sessions
+                .get(&txn.session)
+                .is_some_and(|s| s.owner != 0 && s.owner != origin)
+    }
+
+    /// Applies `txn`, proposed through server `origin` (the server holding its client's
+    /// connection; 0 when not known): a session is owned by the server that created it or
+    /// last took it over (`MoveSession`), and a client request through another server is
+    /// refused with SESSIONMOVED.
+    pub fn apply_from(&mut self, txn: &Txn, origin: u64, events: &mut Vec<Event>) -> Applied {
         if self.last_zxid >= MAX_ZXID {
             // Nodes hold zxids in 48 bits: at the end of that range every txn is refused
             // (the same on every replica), as ZooKeeper stops at the end of its counter.
@@ -509,10 +535,19 @@ impl DataTree {
                         timeout: *timeout,
                         passwd: passwd.clone(),
                         ephemerals: BTreeSet::new(),
+                        owner: origin,
                     },
                 );
                 Outcome::SessionCreated(id)
             }
+            TxnOp::MoveSession => match self.sessions.get_mut(&txn.session) {
+                Some(s) => {
+                    s.owner = origin;
+                    Outcome::Reply(Response::Empty)
+                }
+                None => Outcome::Error(ErrorCode::SessionExpired),
+            },
+            _ if self.moved(txn, origin) => Outcome::Error(ErrorCode::SessionMoved),
             TxnOp::CloseSession { .. } | TxnOp::Write(Request::CloseSession) => {
                 self.close_session(&ctx, events);
                 Outcome::Reply(Response::Empty)
@@ -1089,6 +1124,39 @@ impl DataTree {
             .collect()
     }
 
+    /// Records a new cluster membership in `/zookeeper/config`, as ZooKeeper's reconfig txn
+    /// does: takes the next zxid, writes `members` followed by `version=<zxid in hex>`, sets the
+    /// data version to -1 and reports a data change. Returns the zxid (the config's version).
+    pub fn set_config(&mut self, members: &str, time: i64, events: &mut Vec<Event>) -> i64 {
+        if self.last_zxid >= MAX_ZXID {
+            return self.last_zxid;
+        }
+        self.last_zxid += 1;
+        let zxid = self.last_zxid;
+        let text = if members.is_empty() {
+            format!("version={zxid:x}")
+        } else {
+            format!("{members}\nversion={zxid:x}")
+        };
+        let id = self
+            .store
+            .lookup(CONFIG_PATH)
+            .expect("/zookeeper/config is created with the tree and cannot be deleted");
+        let n = self.store.get(id);
+        let old_len = n.blob.data().len() as u64;
+        let blob = n.blob.with_data(Some(text.as_bytes()));
+        let n = self.store.get_mut(id);
+        n.blob = blob;
+        n.set_modified(zxid, time);
+        n.version = -1;
+        self.data_bytes = self.data_bytes - old_len + text.len() as u64;
+        events.push(Event {
+            event_type: event::NODE_DATA_CHANGED,
+            path: CONFIG_PATH.to_string(),
+        });
+        zxid
+    }
+
     /// The zxid of the last applied txn.
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
@@ -1128,7 +1196,7 @@ impl DataTree {
             sessions: self
                 .sessions
                 .iter()
-                .map(|(&id, s)| (id, s.timeout, s.passwd.clone()))
+                .map(|(&id, s)| (id, s.timeout, s.passwd.clone(), s.owner))
                 .collect(),
             last_zxid: self.last_zxid,
             next_session_id: self.next_session_id,
@@ -1141,7 +1209,7 @@ impl DataTree {
 pub struct FrozenTree {
     pub(crate) nodes: Frozen,
     pub(crate) acls: Vec<Option<Vec<Acl>>>,
-    pub(crate) sessions: Vec<(i64, i32, Vec<u8>)>,
+    pub(crate) sessions: Vec<(i64, i32, Vec<u8>, u64)>,
     pub(crate) last_zxid: i64,
     pub(crate) next_session_id: i64,
 }
@@ -1158,6 +1226,8 @@ pub(crate) const ROOT_PARENT: u32 = NIL;
 
 /// Where ZooKeeper keeps quotas.
 const QUOTA_ROOT: &str = "/zookeeper/quota";
+/// The node holding the cluster membership (ZooKeeper's dynamic config).
+pub const CONFIG_PATH: &str = "/zookeeper/config";
 /// The node that gives its parent's path a quota.
 const QUOTA_LIMITS: &str = "zookeeper_limits";
 /// The node holding a quota's usage.

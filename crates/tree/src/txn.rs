@@ -35,12 +35,15 @@ pub enum TxnOp {
     Write(Request),
     /// Delete expired TTL nodes and empty containers (proposed periodically by the leader).
     PurgeStale,
+    /// `Txn::session` resumed on the server proposing this: it owns the session from now on.
+    MoveSession,
 }
 
 const TAG_CREATE_SESSION: u8 = 1;
 const TAG_CLOSE_SESSION: u8 = 2;
 const TAG_WRITE: u8 = 3;
 const TAG_PURGE: u8 = 4;
+const TAG_MOVE_SESSION: u8 = 5;
 
 impl Txn {
     /// Appends the log encoding.
@@ -67,6 +70,7 @@ impl Txn {
                 req.encode(w);
             }
             TxnOp::PurgeStale => w.push(TAG_PURGE),
+            TxnOp::MoveSession => w.push(TAG_MOVE_SESSION),
         }
     }
 
@@ -98,6 +102,7 @@ impl Txn {
                 TxnOp::Write(req)
             }
             TAG_PURGE => TxnOp::PurgeStale,
+            TAG_MOVE_SESSION => TxnOp::MoveSession,
             _ => return Err(DecodeError::BadValue("txn tag")),
         };
         Ok(Txn {
@@ -128,6 +133,7 @@ mod tests {
                 version: -1,
             }),
             TxnOp::PurgeStale,
+            TxnOp::MoveSession,
         ] {
             let t = Txn {
                 session: 5,

@@ -86,6 +86,8 @@ pub enum Call {
     Touch(Vec<i64>),
     /// The leader's read index: the caller waits until it has applied this far (`sync`).
     ReadIndex,
+    /// A client's `reconfig`, for the leader to run.
+    Reconfig(crate::reconfig::ReconfigArgs),
 }
 
 /// A reply to a [`Call`].
@@ -112,6 +114,9 @@ pub enum ReplyBody {
     Touched,
     /// Answer to [`Call::ReadIndex`]: the log index to have applied, or why there is none.
     ReadIndex(Result<u64, String>),
+    /// Answer to [`Call::Reconfig`]: the log index of the new config, or the ZooKeeper error
+    /// code.
+    Reconfig(Result<u64, i32>),
 }
 
 fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
@@ -458,6 +463,18 @@ impl Peers {
         l
     }
 
+    /// Whether `target` answered on its link within the last `within`.
+    pub fn heard_within(&self, target: NodeId, within: Duration) -> bool {
+        let Some(link) = self.links.lock().get(&target).cloned() else {
+            return false;
+        };
+        let conn = link.conn.try_lock();
+        match conn.as_deref() {
+            Ok(Some(c)) => !c.dead.load(Ordering::Acquire) && c.heard.lock().elapsed() <= within,
+            _ => false,
+        }
+    }
+
     /// The link to `target`, found through the membership `raft` last reported.
     pub fn link_via(&self, raft: &Raft, target: NodeId) -> Option<Arc<Link>> {
         let node = raft
@@ -632,10 +649,17 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
             }
             call => {
                 let raft = raft.clone();
+                let core = core.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let body = match call {
-                        Call::Append(rpc) => ReplyBody::Append(raft.append_entries(rpc).await),
+                        Call::Append(rpc) => {
+                            let r = raft.append_entries(rpc).await;
+                            if r.as_ref().is_ok_and(|r| r.is_success()) {
+                                core.heard_from_leader();
+                            }
+                            ReplyBody::Append(r)
+                        }
                         Call::Vote(rpc) => ReplyBody::Vote(raft.vote(rpc).await),
                         Call::Snapshot(rpc) => {
                             ReplyBody::Snapshot(raft.install_snapshot(rpc).await)
@@ -645,6 +669,9 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
                                 .await
                                 .map(|(read, _)| read.map_or(0, |l| l.index))
                                 .map_err(|e| e.to_string()),
+                        ),
+                        Call::Reconfig(args) => ReplyBody::Reconfig(
+                            reconfig_here(&core, args).await.map_err(|e| e.code()),
                         ),
                         Call::Forward(_) | Call::Touch(_) => unreachable!("handled in order"),
                     };
@@ -695,6 +722,25 @@ async fn reply(tx: &mpsc::Sender<Vec<u8>>, id: u64, body: ReplyBody) -> bool {
             tracing::error!("cannot encode a peer reply: {e}");
             false
         }
+    }
+}
+
+/// Runs a reconfig another server sent, if this server leads.
+async fn reconfig_here(
+    core: &Core,
+    args: crate::reconfig::ReconfigArgs,
+) -> Result<u64, concord_jute::ErrorCode> {
+    let (reply, rx) = oneshot::channel();
+    let job = crate::reconfig::ReconfigJob {
+        args,
+        forward: false,
+        reply,
+    };
+    match core.reconfig.get().map(|tx| tx.send(job)) {
+        Some(Ok(())) => rx
+            .await
+            .unwrap_or(Err(concord_jute::ErrorCode::ConnectionLoss)),
+        _ => Err(concord_jute::ErrorCode::ConnectionLoss),
     }
 }
 

@@ -336,6 +336,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut done = Vec::new();
         let mut events = Vec::new();
         let my_id = self.core.my_id;
+        let clustered = crate::server::is_cluster(&self.core.config);
         {
             let mut sm = self.core.sm.write();
             let mut txns = 0u64;
@@ -345,14 +346,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 match e.payload {
                     EntryPayload::Blank => {}
                     EntryPayload::Membership(m) => {
+                        if clustered {
+                            if let Some(lines) = crate::reconfig::render(&m) {
+                                let zxid = sm.tree.set_config(&lines, 0, &mut events);
+                                self.core.deliver(&mut events, zxid);
+                            }
+                        }
                         sm.membership = StoredMembership::new(Some(e.log_id), m);
                     }
                     EntryPayload::Normal(batch) => {
                         for (id, txn) in batch.items.iter() {
-                            let applied = sm.tree.apply(txn, &mut events);
+                            let origin = crate::core::origin_of(*id);
+                            let applied = sm.tree.apply_from(txn, origin, &mut events);
                             self.core.after_apply(txn, &applied, &mut events);
+                            if matches!(txn.op, concord_tree::TxnOp::MoveSession) && origin != my_id
+                            {
+                                self.core.session_moved_away(txn.session);
+                            }
                             txns += 1;
-                            if crate::core::origin_of(*id) == my_id {
+                            if origin == my_id {
                                 done.push((*id, applied));
                             }
                         }
