@@ -23,7 +23,7 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(10);
 /// has most likely been cut off from the others, and openraft 0.9 leaves it leading until it
 /// hears of a newer term. Until then it refuses sessions and writes, as a ZooKeeper leader that
 /// lost its quorum does. Likewise a follower or observer whose leader has sent nothing for
-/// longer than `lease`. Woken by role changes, and every `tick` to look at the quorum's acks.
+/// longer than twice `lease`. Woken by role changes, and every `tick` to look at the quorum's acks.
 pub async fn watch_role(
     core: Arc<Core>,
     raft: Raft,
@@ -45,7 +45,7 @@ pub async fn watch_role(
                 // A follower or observer the leader has stopped sending to (cut off, or no
                 // longer a member) would otherwise serve ever older reads: an observer never
                 // calls an election to notice.
-                Some(_) => clustered && core.since_leader_heard() > lease,
+                Some(_) => clustered && core.since_leader_heard() > lease * 2,
                 None => false,
             };
             let leader = if cut_off { None } else { m.current_leader };

@@ -29,6 +29,8 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+/// How long the server that took a `reconfig` waits to apply the committed change.
+const RECONFIG_APPLY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Most requests a connection may have in flight before the server stops reading from it.
 pub const MAX_OUTSTANDING: usize = 1000;
 /// Frames queued for a client before it counts as too slow and is disconnected.
@@ -546,7 +548,11 @@ impl Conn {
             Outcome::SessionCreated(_) => reply_frame(xid, applied.zxid, 0, None),
         };
         self.send(frame).await;
-        if code == op::CLOSE_SESSION {
+        if code == op::CLOSE_SESSION
+            || matches!(applied.outcome, Outcome::Error(ErrorCode::SessionMoved))
+        {
+            // The session belongs to another server now: this connection is stale (ZooKeeper
+            // closes it too).
             Next::Close
         } else {
             Next::Continue
@@ -624,14 +630,17 @@ impl Conn {
             let _ = atx.send(fail(ErrorCode::Unimplemented));
             return arx;
         };
-        let authorized = {
-            let sm = self.core.sm.read();
-            sm.tree
-                .get_acl(concord_tree::tree::CONFIG_PATH, &self.auth)
-                .is_ok_and(|(list, _)| {
-                    acl::check(&list, concord_jute::consts::perms::WRITE, &self.auth).is_ok()
-                })
-        };
+        let authorized = self
+            .core
+            .sm
+            .read()
+            .tree
+            .check_perm(
+                concord_tree::tree::CONFIG_PATH,
+                concord_jute::consts::perms::WRITE,
+                &self.auth,
+            )
+            .is_ok();
         let (reply, rrx) = oneshot::channel();
         let job = crate::reconfig::ReconfigJob {
             args: crate::reconfig::ReconfigArgs {
@@ -653,12 +662,18 @@ impl Conn {
             let applied = match rrx.await {
                 Ok(Ok(index)) => {
                     // Answer with the config as this server applied it, so the reads after
-                    // the reply see it too.
-                    core.wait_applied(index).await;
+                    // the reply see it too. A server the change removed is sent nothing more.
+                    if tokio::time::timeout(RECONFIG_APPLY, core.wait_applied(index))
+                        .await
+                        .is_err()
+                    {
+                        let _ = atx.send(fail(ErrorCode::ConnectionLoss));
+                        return;
+                    }
                     let sm = core.sm.read();
                     match sm.tree.get_data(concord_tree::tree::CONFIG_PATH, &[]) {
                         Ok((data, stat)) => Applied {
-                            zxid: stat.mzxid,
+                            zxid: sm.tree.last_zxid(),
                             outcome: Outcome::Reply(Response::GetData(
                                 data.map(<[u8]>::to_vec),
                                 stat,

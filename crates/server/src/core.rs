@@ -552,10 +552,11 @@ impl Core {
     /// Called by the state machine, with `sm` held for writing, after each txn is applied:
     /// delivers watch events and keeps session liveness in step with the replicated sessions.
     pub fn after_apply(&self, txn: &Txn, applied: &Applied, events: &mut Vec<Event>) {
+        // A close refused (SESSIONMOVED) leaves the session as it was.
         let closing = matches!(
             txn.op,
             TxnOp::CloseSession { .. } | TxnOp::Write(Request::CloseSession)
-        );
+        ) && matches!(applied.outcome, Outcome::Reply(_));
         if events.is_empty() && !closing {
             if let Outcome::SessionCreated(id) = applied.outcome {
                 if let TxnOp::CreateSession { timeout, .. } = txn.op {

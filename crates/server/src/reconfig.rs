@@ -3,8 +3,8 @@
 //! The Raft membership *is* the cluster configuration. Each member's node holds its `server.N`
 //! spec; voters are participants and learners are observers. Whenever a uniform membership is
 //! applied, the state machine writes it to `/zookeeper/config` in ZooKeeper's format with the
-//! next zxid as its version ([`render`], `DataTree::set_config`), so every server shows the same
-//! text and watches on the node fire everywhere.
+//! entry's Raft log index plus one as its version ([`render`], `DataTree::set_config`), so every server
+//! shows the same text and watches on the node fire everywhere.
 //!
 //! A `reconfig` runs on the leader ([`run`]): the checks in ZooKeeper's order, then up to three
 //! openraft membership changes (set the new or changed nodes, replace the voters by joint
@@ -96,6 +96,16 @@ impl Members {
 /// joint membership (the middle of a change, which ZooKeeper has no way to show).
 pub fn render(m: &Membership<NodeId, BasicNode>) -> Option<String> {
     (m.get_joint_config().len() == 1).then(|| Members::of(m).lines())
+}
+
+/// The version of a `/zookeeper/config` text: its last line, `version=<hex>` (0 if none).
+pub fn version_of(config: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(config);
+    text.lines()
+        .last()
+        .and_then(|l| l.strip_prefix("version="))
+        .and_then(|v| i64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
 }
 
 /// Splits a comma- or newline-separated list, trimming items and dropping empty ones.
@@ -220,7 +230,7 @@ pub async fn run(
         let version = sm
             .tree
             .get_data(concord_tree::tree::CONFIG_PATH, &[])
-            .map(|(_, stat)| stat.mzxid)
+            .map(|(data, _)| version_of(data.unwrap_or_default()))
             .unwrap_or(0);
         (*sm.membership.log_id(), version)
     };
@@ -318,6 +328,13 @@ mod tests {
             "server.2=localhost:2002:3002",
             "server.3=localhost:2003:3003:participant;2183",
         ])
+    }
+
+    #[test]
+    fn the_version_is_the_last_lines_hex() {
+        assert_eq!(version_of(b"server.1=a:1:2:participant\nversion=1f"), 0x1f);
+        assert_eq!(version_of(b""), 0);
+        assert_eq!(version_of(b"server.1=a:1:2:participant"), 0);
     }
 
     #[test]

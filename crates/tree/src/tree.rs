@@ -535,7 +535,9 @@ impl DataTree {
                         timeout: *timeout,
                         passwd: passwd.clone(),
                         ephemerals: BTreeSet::new(),
-                        owner: origin,
+                        // Owned by no server until it first resumes somewhere: a log written
+                        // before owners existed replays to the same state.
+                        owner: 0,
                     },
                 );
                 Outcome::SessionCreated(id)
@@ -1063,6 +1065,12 @@ impl DataTree {
     }
 
     /// getACL: needs READ or ADMIN; without ADMIN, digest hashes are redacted.
+    /// Checks that `auth` grants `perm` on the node at `path`.
+    pub fn check_perm(&self, path: &str, perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
+        acl::check(self.acl_of(self.node_at(path)?), perm, auth)
+    }
+
+    /// getACL: the node's ACL (digest hashes hidden from a reader without ADMIN) and Stat.
     pub fn get_acl(&self, path: &str, auth: &[Id]) -> Result<(Vec<Acl>, Stat), ErrorCode> {
         let id = self.node_at(path)?;
         let acl = self.acl_of(id);
@@ -1124,19 +1132,17 @@ impl DataTree {
             .collect()
     }
 
-    /// Records a new cluster membership in `/zookeeper/config`, as ZooKeeper's reconfig txn
-    /// does: takes the next zxid, writes `members` followed by `version=<zxid in hex>`, sets the
-    /// data version to -1 and reports a data change. Returns the zxid (the config's version).
-    pub fn set_config(&mut self, members: &str, time: i64, events: &mut Vec<Event>) -> i64 {
-        if self.last_zxid >= MAX_ZXID {
-            return self.last_zxid;
-        }
-        self.last_zxid += 1;
+    /// Records a new cluster membership in `/zookeeper/config`: writes `members` followed by
+    /// `version=<version in hex>`, sets the data version to -1 (as ZooKeeper's reconfig txn
+    /// does) and mzxid to the last zxid, and reports a data change. Takes no zxid of its own,
+    /// so a server replaying membership entries its peers got from a snapshot still agrees
+    /// with them on every zxid.
+    pub fn set_config(&mut self, members: &str, version: u64, events: &mut Vec<Event>) {
         let zxid = self.last_zxid;
         let text = if members.is_empty() {
-            format!("version={zxid:x}")
+            format!("version={version:x}")
         } else {
-            format!("{members}\nversion={zxid:x}")
+            format!("{members}\nversion={version:x}")
         };
         let id = self
             .store
@@ -1147,14 +1153,14 @@ impl DataTree {
         let blob = n.blob.with_data(Some(text.as_bytes()));
         let n = self.store.get_mut(id);
         n.blob = blob;
-        n.set_modified(zxid, time);
+        let mtime = n.mtime();
+        n.set_modified(zxid, mtime);
         n.version = -1;
         self.data_bytes = self.data_bytes - old_len + text.len() as u64;
         events.push(Event {
             event_type: event::NODE_DATA_CHANGED,
             path: CONFIG_PATH.to_string(),
         });
-        zxid
     }
 
     /// The zxid of the last applied txn.

@@ -648,18 +648,17 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
                 }
             }
             call => {
+                if matches!(call, Call::Append(_) | Call::Snapshot(_)) {
+                    // Only a leader sends these; noted on arrival, so the time spent writing
+                    // them does not count as silence.
+                    core.heard_from_leader();
+                }
                 let raft = raft.clone();
                 let core = core.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let body = match call {
-                        Call::Append(rpc) => {
-                            let r = raft.append_entries(rpc).await;
-                            if r.as_ref().is_ok_and(|r| r.is_success()) {
-                                core.heard_from_leader();
-                            }
-                            ReplyBody::Append(r)
-                        }
+                        Call::Append(rpc) => ReplyBody::Append(raft.append_entries(rpc).await),
                         Call::Vote(rpc) => ReplyBody::Vote(raft.vote(rpc).await),
                         Call::Snapshot(rpc) => {
                             ReplyBody::Snapshot(raft.install_snapshot(rpc).await)

@@ -348,7 +348,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Membership(m) => {
                         if clustered {
                             if let Some(lines) = crate::reconfig::render(&m) {
-                                let zxid = sm.tree.set_config(&lines, 0, &mut events);
+                                sm.tree.set_config(&lines, e.log_id.index + 1, &mut events);
+                                let zxid = sm.tree.last_zxid();
                                 self.core.deliver(&mut events, zxid);
                             }
                         }
