@@ -24,6 +24,8 @@ pub struct Options {
     pub seed: u64,
     /// Voters in the cluster (3 or 5).
     pub servers: usize,
+    /// Observers (non-voting members, `server.N=...:observer`) besides the voters.
+    pub observers: usize,
     /// Concurrent client sessions.
     pub clients: usize,
     /// Znodes the clients work on.
@@ -43,6 +45,7 @@ impl Options {
         Options {
             seed,
             servers,
+            observers: 0,
             clients: 4,
             keys: 3,
             chaos: Duration::from_secs(20),
@@ -113,8 +116,12 @@ fn server_config(opts: &Options, dir: &Path, id: usize) -> Result<Config, Failur
         "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nsnapCount=1000000000\nadmin.enableServer=false\n",
         dir.join(host(id)).display()
     );
-    for i in 1..=opts.servers {
-        text.push_str(&format!("server.{i}={}:2888:3888;{CLIENT_PORT}\n", host(i)));
+    for i in 1..=opts.servers + opts.observers {
+        let role = if i > opts.servers { ":observer" } else { "" };
+        text.push_str(&format!(
+            "server.{i}={}:2888:3888{role};{CLIENT_PORT}\n",
+            host(i)
+        ));
     }
     let (mut cfg, _) = Config::from_zoo_cfg(&text, Path::new("sim.cfg"))
         .map_err(|e| Failure(format!("config: {e}")))?;
@@ -181,7 +188,8 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
         // A fixed wall clock (2026-01-01): session ids and znode times derive from it.
         .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600))
         .build();
-    let disks: Vec<Disk> = (0..opts.servers)
+    let hosts = opts.servers + opts.observers;
+    let disks: Vec<Disk> = (0..hosts)
         .map(|_| {
             if opts.lying_disks {
                 Disk::lying()
@@ -190,7 +198,7 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
             }
         })
         .collect();
-    for (i, disk) in (1..=opts.servers).zip(disks.iter().cloned()) {
+    for (i, disk) in (1..=hosts).zip(disks.iter().cloned()) {
         let cfg = server_config(opts, dir.path(), i)?;
         sim.host(host(i), move || {
             let cfg = cfg.clone();
@@ -217,7 +225,7 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
     }
 
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5EED_FA17);
-    let mut faults = Faults::new(opts.servers);
+    let mut faults = Faults::new(opts.servers, hosts);
     let mut report = Report::default();
     let mut next_fault = Duration::from_millis(rng.gen_range(300..1500));
     let step = |sim: &mut turmoil::Sim<'_>| -> Result<bool, Failure> {
@@ -304,6 +312,9 @@ fn digest(h: &[(usize, Entry)]) -> u64 {
 
 /// The faults in force, so they can all be healed.
 struct Faults {
+    /// Voters.
+    voters: usize,
+    /// Voters and observers: every fault may hit any of them.
     servers: usize,
     crashed: Vec<usize>,
     cut: Vec<(String, String)>,
@@ -312,8 +323,9 @@ struct Faults {
 }
 
 impl Faults {
-    fn new(servers: usize) -> Faults {
+    fn new(voters: usize, servers: usize) -> Faults {
         Faults {
+            voters,
             servers,
             crashed: Vec::new(),
             cut: Vec::new(),
@@ -372,8 +384,9 @@ impl Faults {
                 let up: Vec<usize> = (1..=self.servers)
                     .filter(|i| !self.crashed.contains(i))
                     .collect();
-                // At most a minority down at once, so a majority can make progress.
-                if self.crashed.len() < (self.servers - 1) / 2 {
+                // At most a minority of the voters down at once (counting a crashed observer
+                // as one of them, to keep it simple), so a majority can make progress.
+                if self.crashed.len() < (self.voters - 1) / 2 {
                     let i = up[rng.gen_range(0..up.len())];
                     sim.crash(host(i));
                     self.crashed.push(i);
@@ -468,7 +481,7 @@ async fn client_loop(c: usize, opts: Options, shared: Arc<Shared>) {
             return;
         }
         let Some(cn) = conn.as_mut() else {
-            let server = host(rng.gen_range(1..=opts.servers));
+            let server = host(rng.gen_range(1..=opts.servers + opts.observers));
             let addr = format!("{server}:{CLIENT_PORT}");
             match Conn::connect(
                 &addr,

@@ -6,8 +6,13 @@
 use concord_sim::scenario::{run, Options};
 
 fn run_seeds(servers: usize, seeds: std::ops::RangeInclusive<u64>) {
+    run_seeds_with(servers, 0, seeds)
+}
+
+fn run_seeds_with(servers: usize, observers: usize, seeds: std::ops::RangeInclusive<u64>) {
     for seed in seeds {
-        let opts = Options::new(seed, servers);
+        let mut opts = Options::new(seed, servers);
+        opts.observers = observers;
         match run(&opts) {
             Ok(r) => {
                 // A run that did nothing would prove nothing.
@@ -15,7 +20,7 @@ fn run_seeds(servers: usize, seeds: std::ops::RangeInclusive<u64>) {
                 assert!(!r.faults.is_empty(), "seed {seed}: no fault was injected");
             }
             Err(f) => panic!(
-                "seed {seed} with {servers} servers failed:\n{f}\nreproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers}"
+                "seed {seed} with {servers} servers and {observers} observers failed:\n{f}\nreproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {observers}"
             ),
         }
     }
@@ -29,6 +34,13 @@ fn three_servers_stay_linearizable_under_faults() {
 #[test]
 fn five_servers_stay_linearizable_under_faults() {
     run_seeds(5, 1..=8);
+}
+
+/// An observer too: it serves clients and forwards their writes, and is partitioned, crashed
+/// and restarted like the voters.
+#[test]
+fn three_voters_and_an_observer_stay_linearizable_under_faults() {
+    run_seeds_with(3, 1, 1..=8);
 }
 
 /// Seeds that once found bugs (kept so the same schedules keep running).

@@ -35,6 +35,9 @@ struct Args {
     /// then find lost writes.
     #[arg(long)]
     lying_disks: bool,
+    /// Observers besides the voters.
+    #[arg(long, default_value_t = 0)]
+    observers: usize,
 }
 
 fn main() {
@@ -61,12 +64,14 @@ fn main() {
             opts.chaos = Duration::from_secs(args.chaos);
             opts.clients = args.clients;
             opts.lying_disks = args.lying_disks;
+            opts.observers = args.observers;
             let t = Instant::now();
             match run(&opts) {
                 Ok(r) => {
                     runs += 1;
                     println!(
-                        "seed {seed} servers {servers}: ok in {:.1} s ({:?} simulated): {} ops, {} unknown, {} unsynced entries lost, faults {:?}, digest {:016x}",
+                        "seed {seed} servers {servers}+{}: ok in {:.1} s ({:?} simulated): {} ops, {} unknown, {} unsynced entries lost, faults {:?}, digest {:016x}",
+                        args.observers,
                         t.elapsed().as_secs_f64(),
                         r.sim_time,
                         r.completed,
@@ -79,8 +84,8 @@ fn main() {
                 Err(f) => {
                     println!("seed {seed} servers {servers}: FAILED\n{f}");
                     println!(
-                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --chaos {} --clients {}",
-                        args.chaos, args.clients
+                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {} --chaos {} --clients {}",
+                        args.observers, args.chaos, args.clients
                     );
                     std::process::exit(1);
                 }
