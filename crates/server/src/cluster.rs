@@ -23,7 +23,7 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(10);
 /// has most likely been cut off from the others, and openraft 0.9 leaves it leading until it
 /// hears of a newer term. Until then it refuses sessions and writes, as a ZooKeeper leader that
 /// lost its quorum does. Likewise a follower or observer whose leader has sent nothing for
-/// longer than twice `lease`. Woken by role changes, and every `tick` to look at the quorum's acks.
+/// syncLimit ticks (at least twice `lease`), as a ZooKeeper follower gives up on its leader. Woken by role changes, and every `tick` to look at the quorum's acks.
 pub async fn watch_role(
     core: Arc<Core>,
     raft: Raft,
@@ -31,6 +31,11 @@ pub async fn watch_role(
     lease: Duration,
     tick: Duration,
 ) {
+    // ZooKeeper's followers give up on a silent leader after syncLimit ticks; so does concord's
+    // (never sooner than two leases, so a busy leader's late heartbeat is not mistaken for one).
+    let sync_limit =
+        Duration::from_millis(core.config.sync_limit as u64 * core.config.tick_time_ms as u64);
+    let follower_lease = sync_limit.max(lease * 2);
     let mut server = raft.server_metrics();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -45,7 +50,7 @@ pub async fn watch_role(
                 // A follower or observer the leader has stopped sending to (cut off, or no
                 // longer a member) would otherwise serve ever older reads: an observer never
                 // calls an election to notice.
-                Some(_) => clustered && core.since_leader_heard() > lease * 2,
+                Some(_) => clustered && core.since_leader_heard() > follower_lease,
                 None => false,
             };
             let leader = if cut_off { None } else { m.current_leader };
@@ -186,6 +191,9 @@ async fn read_index(raft: &Raft, peers: &Peers, my_id: NodeId) -> Result<u64, St
     }
 }
 
+/// How often the leader looks for a membership change a previous leader left half done.
+const FINISH_JOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// How long a reconfig sent to the leader may take.
 const RECONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -198,7 +206,27 @@ pub async fn serve_reconfig(
 ) {
     // One reconfig at a time: a second one meanwhile is "in progress" (ZooKeeper's answer).
     let lock = Arc::new(tokio::sync::Mutex::new(()));
-    while let Some(job) = rx.recv().await {
+    let mut ticker = tokio::time::interval(FINISH_JOINT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            _ = ticker.tick() => {
+                if core.leader() == Some(core.my_id) {
+                    if let Ok(guard) = lock.clone().try_lock_owned() {
+                        let raft = raft.clone();
+                        tokio::spawn(async move {
+                            reconfig::finish_joint(&raft).await;
+                            drop(guard);
+                        });
+                    }
+                }
+                continue;
+            }
+        };
         let (core, raft, peers, lock) = (core.clone(), raft.clone(), peers.clone(), lock.clone());
         tokio::spawn(async move {
             let r = match core.leader() {

@@ -289,6 +289,27 @@ pub async fn run(
     Ok(last.expect("at least one change is made"))
 }
 
+/// Completes a membership change that a leader left in its joint stage (it lost leadership
+/// or crashed between openraft's two steps; openraft leaves that to the application): moves
+/// to the new voter set alone. Without this, every later reconfig would be "in progress".
+pub async fn finish_joint(raft: &Raft) {
+    let (m, committed) = {
+        let m = raft.metrics().borrow().clone();
+        (m.membership_config.clone(), m.last_applied)
+    };
+    let joint = m.membership().get_joint_config();
+    // Only once the joint entry is applied here: before that it may still be this leader's own
+    // change in progress.
+    if joint.len() < 2 || m.log_id().as_ref() > committed.as_ref() {
+        return;
+    }
+    let target = joint.last().cloned().unwrap_or_default();
+    tracing::info!(voters = ?target, "finishing a membership change a previous leader left half done");
+    if let Err(e) = change(raft, ChangeMembers::ReplaceAllVoters(target)).await {
+        tracing::info!("cannot finish the membership change yet: {e}");
+    }
+}
+
 /// Makes one membership change (keeping removed voters as learners); returns its log index.
 async fn change(raft: &Raft, c: ChangeMembers<NodeId, BasicNode>) -> Result<u64, ErrorCode> {
     raft.change_membership(c, true)

@@ -26,6 +26,9 @@ pub struct Options {
     pub servers: usize,
     /// Observers (non-voting members, `server.N=...:observer`) besides the voters.
     pub observers: usize,
+    /// An admin client removes voters and adds them back with `reconfig` while the faults go
+    /// on, and restores every voter at the end.
+    pub reconfig: bool,
     /// Concurrent client sessions.
     pub clients: usize,
     /// Znodes the clients work on.
@@ -46,6 +49,7 @@ impl Options {
             seed,
             servers,
             observers: 0,
+            reconfig: false,
             clients: 4,
             keys: 3,
             chaos: Duration::from_secs(20),
@@ -92,6 +96,8 @@ struct Shared {
     stop: AtomicBool,
     /// Clients that made their final reads.
     finished: Mutex<usize>,
+    /// Reconfigs the admin saw succeed.
+    reconfigs: Mutex<usize>,
 }
 
 fn now_nanos() -> u64 {
@@ -108,6 +114,8 @@ fn host(i: usize) -> String {
 }
 
 const CLIENT_PORT: u16 = 2181;
+/// The super user's digest for password "test" (the admin client's credentials).
+const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -116,6 +124,11 @@ fn server_config(opts: &Options, dir: &Path, id: usize) -> Result<Config, Failur
         "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nsnapCount=1000000000\nadmin.enableServer=false\n",
         dir.join(host(id)).display()
     );
+    if opts.reconfig {
+        text.push_str(&format!(
+            "reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n"
+        ));
+    }
     for i in 1..=opts.servers + opts.observers {
         let role = if i > opts.servers { ":observer" } else { "" };
         text.push_str(&format!(
@@ -224,6 +237,15 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
         });
     }
 
+    if opts.reconfig {
+        let shared = shared.clone();
+        let opts2 = opts.clone();
+        sim.client("admin", async move {
+            admin_loop(opts2, shared).await;
+            Ok(())
+        });
+    }
+
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5EED_FA17);
     let mut faults = Faults::new(opts.servers, hosts);
     let mut report = Report::default();
@@ -260,6 +282,10 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
         }
     }
     report.sim_time = sim.elapsed();
+    let reconfigs = *shared.reconfigs.lock();
+    if reconfigs > 0 {
+        report.faults.insert("reconfig", reconfigs);
+    }
     report.lost_unsynced = disks.iter().map(|d| d.lost()).sum();
     drop(sim);
 
@@ -464,6 +490,115 @@ impl Faults {
     }
 }
 
+/// Connects `session` to a random server (voter or observer).
+async fn connect_any(opts: &Options, rng: &mut StdRng, session: &mut Session) -> Connected {
+    let server = host(rng.gen_range(1..=opts.servers + opts.observers));
+    let addr = format!("{server}:{CLIENT_PORT}");
+    Conn::connect(&addr, session, SESSION_TIMEOUT_MS, Duration::from_secs(2)).await
+}
+
+/// The voters listed as participants in a `/zookeeper/config` text.
+fn voters_in(config: &[u8]) -> Vec<usize> {
+    String::from_utf8_lossy(config)
+        .lines()
+        .filter(|l| l.contains(":participant"))
+        .filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse().ok())
+        .collect()
+}
+
+/// The admin: while the faults go on, removes a voter with `reconfig` or adds a removed one
+/// back (deciding from the config it reads after a sync, since a lost reply leaves the outcome
+/// unknown); once they end, adds every voter back and finishes. Errors that only a bug could
+/// cause (NOAUTH for the super user, bad arguments) fail the run.
+async fn admin_loop(opts: Options, shared: Arc<Shared>) {
+    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0xAD_0123);
+    let mut session = Session::default();
+    let mut conn: Option<Conn> = None;
+    let all: Vec<usize> = (1..=opts.servers).collect();
+    loop {
+        let stopping = shared.stop.load(Ordering::SeqCst);
+        let pause = if stopping {
+            200
+        } else {
+            rng.gen_range(300..2000)
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let Some(cn) = conn.as_mut() else {
+            match connect_any(&opts, &mut rng, &mut session).await {
+                Connected::Yes(mut cn) => {
+                    let auth = Request::Auth {
+                        auth_type: 0,
+                        scheme: "digest".into(),
+                        auth: b"super:test".to_vec(),
+                    };
+                    if matches!(cn.call(&auth, CALL_TIMEOUT).await, Ok((h, _)) if h.err == 0) {
+                        conn = Some(cn);
+                    }
+                }
+                Connected::Expired => session = Session::default(),
+                Connected::No(_) => {}
+            }
+            continue;
+        };
+        let path = "/zookeeper/config".to_string();
+        let read = async {
+            cn.call(&Request::Sync { path: path.clone() }, CALL_TIMEOUT)
+                .await?;
+            cn.call(&Request::GetData { path, watch: false }, CALL_TIMEOUT)
+                .await
+        };
+        let voters = match read.await {
+            Ok((_, Some(Response::GetData(data, _)))) => voters_in(&data.unwrap_or_default()),
+            Ok(_) => continue,
+            Err(_) => {
+                conn = None;
+                continue;
+            }
+        };
+        let missing: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| !voters.contains(i))
+            .collect();
+        if stopping && missing.is_empty() {
+            return;
+        }
+        let spec = |i: usize| format!("server.{i}={}:2888:3888:participant;{CLIENT_PORT}", host(i));
+        let (joining, leaving) = if !missing.is_empty() && (stopping || rng.gen_bool(0.5)) {
+            let j: Vec<String> = missing.iter().map(|&i| spec(i)).collect();
+            (Some(j.join(",")), None)
+        } else if missing.is_empty() && !stopping {
+            (None, Some(all[rng.gen_range(0..all.len())].to_string()))
+        } else {
+            continue;
+        };
+        let req = Request::Reconfig(concord_jute::ReconfigRequest {
+            joining,
+            leaving,
+            new_members: None,
+            cur_config_id: -1,
+        });
+        match cn.call(&req, CALL_TIMEOUT).await {
+            Ok((h, _)) => match ErrorCode::from_code(h.err) {
+                Some(ErrorCode::Ok) => *shared.reconfigs.lock() += 1,
+                Some(
+                    ErrorCode::ReconfigInProgress
+                    | ErrorCode::NewConfigNoQuorum
+                    | ErrorCode::ConnectionLoss,
+                ) => {}
+                _ => {
+                    shared
+                        .errors
+                        .lock()
+                        .push(format!("reconfig {req:?} answered error {}", h.err));
+                    return;
+                }
+            },
+            Err(_) => conn = None,
+        }
+    }
+}
+
 /// A client: a session that does random operations on the znodes until the faults end, then
 /// reads every znode once after a sync.
 async fn client_loop(c: usize, opts: Options, shared: Arc<Shared>) {
@@ -481,16 +616,7 @@ async fn client_loop(c: usize, opts: Options, shared: Arc<Shared>) {
             return;
         }
         let Some(cn) = conn.as_mut() else {
-            let server = host(rng.gen_range(1..=opts.servers + opts.observers));
-            let addr = format!("{server}:{CLIENT_PORT}");
-            match Conn::connect(
-                &addr,
-                &mut session,
-                SESSION_TIMEOUT_MS,
-                Duration::from_secs(2),
-            )
-            .await
-            {
+            match connect_any(&opts, &mut rng, &mut session).await {
                 Connected::Yes(cn) => {
                     conn = Some(cn);
                     refused = 0;

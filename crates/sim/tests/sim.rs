@@ -43,6 +43,33 @@ fn three_voters_and_an_observer_stay_linearizable_under_faults() {
     run_seeds_with(3, 1, 1..=8);
 }
 
+/// Voters removed and added back with `reconfig` while the faults go on; every voter is
+/// restored at the end.
+#[test]
+fn membership_changes_under_faults_stay_linearizable() {
+    for servers in [3, 5] {
+        let mut changed = 0;
+        for seed in 1..=6 {
+            let mut opts = Options::new(seed, servers);
+            opts.reconfig = true;
+            match run(&opts) {
+                Ok(r) => {
+                    assert!(r.completed > 100, "seed {seed}: only {} operations", r.completed);
+                    changed += r.faults.get("reconfig").copied().unwrap_or(0);
+                }
+                Err(f) => panic!(
+                    "seed {seed} with {servers} servers and reconfig failed:\n{f}\nreproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --reconfig"
+                ),
+            }
+        }
+        // A run whose reconfigs all failed would prove nothing about membership changes.
+        assert!(
+            changed >= 6,
+            "{servers} servers: only {changed} reconfigs committed"
+        );
+    }
+}
+
 /// Seeds that once found bugs (kept so the same schedules keep running).
 #[test]
 fn seeds_that_found_bugs() {

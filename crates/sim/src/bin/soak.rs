@@ -38,6 +38,9 @@ struct Args {
     /// Observers besides the voters.
     #[arg(long, default_value_t = 0)]
     observers: usize,
+    /// An admin client removes voters and adds them back with `reconfig` during the faults.
+    #[arg(long)]
+    reconfig: bool,
 }
 
 fn main() {
@@ -65,6 +68,7 @@ fn main() {
             opts.clients = args.clients;
             opts.lying_disks = args.lying_disks;
             opts.observers = args.observers;
+            opts.reconfig = args.reconfig;
             let t = Instant::now();
             match run(&opts) {
                 Ok(r) => {
@@ -84,8 +88,10 @@ fn main() {
                 Err(f) => {
                     println!("seed {seed} servers {servers}: FAILED\n{f}");
                     println!(
-                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {} --chaos {} --clients {}",
-                        args.observers, args.chaos, args.clients
+                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {}{} --chaos {} --clients {}",
+                        args.observers,
+                        if args.reconfig { " --reconfig" } else { "" },
+                        args.chaos, args.clients
                     );
                     std::process::exit(1);
                 }
