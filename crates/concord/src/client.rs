@@ -97,11 +97,16 @@ impl Client {
 
     /// Reads the next reply header, skipping watch notifications.
     pub async fn read_reply(&mut self) -> anyhow::Result<ReplyHeader> {
+        Ok(self.read_reply_frame().await?.0)
+    }
+
+    /// Reads the next reply, skipping watch notifications: its header and the whole frame.
+    async fn read_reply_frame(&mut self) -> anyhow::Result<(ReplyHeader, BytesMut)> {
         loop {
             let body = self.read_frame().await?;
             let h = ReplyHeader::decode(&mut concord_jute::Reader::new(&body))?;
             if h.xid != concord_jute::xid::NOTIFICATION {
-                return Ok(h);
+                return Ok((h, body));
             }
         }
     }
@@ -122,18 +127,13 @@ impl Client {
     ) -> anyhow::Result<(ReplyHeader, Option<Response>)> {
         self.queue(req);
         self.flush().await?;
-        loop {
-            let body = self.read_frame().await?;
-            let mut r = concord_jute::Reader::new(&body);
-            let h = ReplyHeader::decode(&mut r)?;
-            if h.xid == concord_jute::xid::NOTIFICATION {
-                continue;
-            }
-            if h.err != 0 {
-                return Ok((h, None));
-            }
-            let resp = Response::decode(req.op_code(), &mut r)?;
-            return Ok((h, Some(resp)));
+        let (h, body) = self.read_reply_frame().await?;
+        if h.err != 0 {
+            return Ok((h, None));
         }
+        let mut r = concord_jute::Reader::new(&body);
+        ReplyHeader::decode(&mut r)?;
+        let resp = Response::decode(req.op_code(), &mut r)?;
+        Ok((h, Some(resp)))
     }
 }

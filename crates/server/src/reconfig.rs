@@ -17,7 +17,7 @@ use crate::raft::peer::Peers;
 use crate::raft::types::{NodeId, Raft};
 use concord_jute::ErrorCode;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, Membership};
+use openraft::{BasicNode, ChangeMembers, Membership, RaftMetrics};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -183,18 +183,14 @@ pub fn plan(current: &Members, args: &ReconfigArgs) -> Result<Members, ErrorCode
     Ok(next)
 }
 
-/// Whether `id`, a member now, is connected and keeping up, so that it can count toward the
+/// Whether `id`, a member in `m`, is connected and keeping up, so that it can count toward the
 /// quorum of a new configuration.
-fn synced(raft: &Raft, peers: &Peers, id: NodeId, within: Duration) -> bool {
-    let m = raft.metrics().borrow().clone();
-    if m.membership_config.membership().get_node(&id).is_none() {
-        return false;
-    }
-    let matched = m
-        .replication
-        .as_ref()
-        .and_then(|r| r.get(&id).cloned().flatten());
-    matched.is_some() && peers.heard_within(id, within)
+fn synced(m: &RaftMetrics<NodeId, BasicNode>, peers: &Peers, id: NodeId, within: Duration) -> bool {
+    m.membership_config.membership().get_node(&id).is_some()
+        && m.replication
+            .as_ref()
+            .is_some_and(|r| r.get(&id).is_some_and(Option::is_some))
+        && peers.heard_within(id, within)
 }
 
 fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ErrorCode {
@@ -248,7 +244,7 @@ pub async fn run(
     let within = Duration::from_millis(core.config.raft.election_timeout_max_ms);
     let in_sync = voters
         .iter()
-        .filter(|&&id| id == core.my_id || synced(raft, peers, id, within))
+        .filter(|&&id| id == core.my_id || synced(&m, peers, id, within))
         .count();
     if in_sync * 2 <= voters.len() {
         return Err(ErrorCode::NewConfigNoQuorum);
