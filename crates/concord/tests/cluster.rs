@@ -152,6 +152,15 @@ impl Drop for Cluster {
         for i in 0..self.procs.len() {
             self.kill(i);
         }
+        // A failed test shows what the servers logged (the tail of each), to find out why.
+        if std::thread::panicking() {
+            for i in 0..self.dirs.len() {
+                let log = self.log(i);
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                eprintln!("---- server {} log (last 60 lines) ----\n{tail}", i + 1);
+            }
+        }
     }
 }
 
@@ -546,6 +555,46 @@ async fn five_servers_keep_every_write_with_two_of_them_killed() {
         }
     }
     check_acked(&cluster, &acked, "five servers").await;
+}
+
+/// A follower that restarts rejoins the leader it finds: it listens before it campaigns, so
+/// the leader keeps its term and its clients keep their connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_rejoins_without_unseating_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader().await;
+    let term_of = |s: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Term: "))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_else(|| panic!("no term in {s}"))
+    };
+    let term = term_of(&srvr(&cluster.addr(leader)).await);
+    let c = connect(&cluster.addr(leader)).await;
+    c.create("/stay", b"", &open()).await.unwrap();
+    let follower = (leader + 1) % 3;
+    for round in 0..3 {
+        cluster.kill(follower);
+        // The leader finds it gone within a heartbeat, backs off for 500 ms, finds it still
+        // gone and backs off again: it returns early in that second wait, when it would
+        // campaign before the leader reached it if it did not listen first.
+        tokio::time::sleep(Duration::from_millis(650)).await;
+        cluster.start(follower);
+        eventually("the follower rejoins", || async {
+            srvr(&cluster.addr(follower))
+                .await
+                .contains("Mode: follower")
+        })
+        .await;
+        // Past the time it listens before it would campaign.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.create(&format!("/stay/r{round}"), b"", &open())
+            .await
+            .expect("the leader's client kept its connection");
+        let s = srvr(&cluster.addr(leader)).await;
+        assert!(s.contains("Mode: leader"), "round {round}: {s}");
+        assert_eq!(term_of(&s), term, "round {round}: a new term began");
+    }
 }
 
 /// Waits up to 30 s for `what` to hold.

@@ -156,6 +156,54 @@ pub async fn send_touches(core: Arc<Core>, raft: Raft, peers: Arc<Peers>, interv
     }
 }
 
+/// Keeps a voter that has just started from campaigning until it has heard from a leader, or
+/// until `quiet` (plus a random part of the election timeout, so servers started together do
+/// not all campaign at once) has passed with no leader heard. A leader that last tried to
+/// reach this server while it was down tries again within [`peer::UNREACHABLE_RETRY`]; a
+/// restarted server that campaigned sooner would depose a working leader (openraft's vote
+/// order puts a candidate's vote above the leader's of the same term), and every client would
+/// lose its connection. A ZooKeeper server that starts likewise joins the leader it finds.
+/// The server's Raft config starts with elections disabled; this turns them on. A voter of a
+/// group not yet formed (`initial`: the voters from zoo.cfg) forms it then, which elects it
+/// at once; openraft's `initialize` campaigns straight away, so a server that started late
+/// must not call it before it has listened.
+pub async fn listen_first(
+    core: Arc<Core>,
+    raft: Raft,
+    initial: Option<BTreeMap<NodeId, BasicNode>>,
+    quiet: Duration,
+    spread: Duration,
+) {
+    let started = tokio::time::Instant::now();
+    let spread_ms = spread.as_millis() as u64;
+    let jitter = Duration::from_millis(crate::rng::random_u64() % spread_ms.max(1));
+    let until = started + quiet + jitter;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let now = tokio::time::Instant::now();
+        let heard = core.since_leader_heard() < now.duration_since(started);
+        let alone = {
+            let m = raft.metrics().borrow().clone();
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            voters == [core.my_id]
+                || m.current_leader == Some(core.my_id)
+                || initial.as_ref().is_some_and(|v| v.len() == 1)
+        };
+        if heard || alone || now >= until {
+            break;
+        }
+    }
+    raft.runtime_config().elect(true);
+    if let Some(voters) = initial {
+        if !raft.is_initialized().await.unwrap_or(true) {
+            if let Err(e) = raft.initialize(voters).await {
+                tracing::debug!("initialise: {e}");
+            }
+        }
+    }
+}
+
 /// Answers `sync`'s read-index requests: on the leader from Raft, elsewhere from the leader.
 pub async fn serve_read_index(
     raft: Raft,

@@ -224,11 +224,24 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
             }
         }
     } else {
-        let (mut known, owner) = {
+        let lookup = || {
             let sm = core.sm.read();
             let s = sm.tree.session(req.session_id);
             (s.map(|s| s.passwd == req.passwd), s.map_or(0, |s| s.owner))
         };
+        let (mut known, mut owner) = lookup();
+        if known.is_none() && crate::server::is_cluster(&core.config) {
+            // A session created moments ago through another server may not be applied here
+            // yet: catch up with the leader before calling it unknown (ZooKeeper's followers
+            // ask the leader to revalidate it).
+            if let Err(e) = core.catch_up().await {
+                tracing::info!(%peer, "closing connection: cannot check the session with the leader: {e}");
+                drop(tx);
+                let _ = writer_task.await;
+                return;
+            }
+            (known, owner) = lookup();
+        }
         if known == Some(true) && crate::server::is_cluster(&core.config) && owner != core.my_id {
             // The session comes from another server: this one takes it over, through the log,
             // before answering. The old server then closes its connection, and a request of
@@ -461,18 +474,15 @@ impl Conn {
         self.info.queued.fetch_add(1, Ordering::Relaxed);
         self.core.stats.outstanding.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        if let (Request::Sync { path }, Some(ri)) = (&req, self.core.read_index.get()) {
+        if let (Request::Sync { path }, Some(_)) = (&req, self.core.read_index.get()) {
             // In a cluster `sync` waits for the leader's read index to be applied here, so the
             // reads after it see every write committed before it.
-            let (wtx, wrx) = oneshot::channel();
             let (atx, arx) = oneshot::channel();
-            let _ = ri.send(wtx);
             let core = self.core.clone();
             let path = path.clone();
             tokio::spawn(async move {
-                match wrx.await {
-                    Ok(Ok(index)) => {
-                        core.wait_applied(index).await;
+                match core.catch_up().await {
+                    Ok(()) => {
                         let zxid = core.sm.read().tree.last_zxid();
                         let _ = atx.send(Applied {
                             zxid,
@@ -480,8 +490,7 @@ impl Conn {
                         });
                     }
                     // No leader to ask: the connection closes and the client tries elsewhere.
-                    Ok(Err(e)) => tracing::info!("sync failed: {e}"),
-                    Err(_) => {}
+                    Err(e) => tracing::info!("sync failed: {e}"),
                 }
             });
             queue.push_back(Job::Write {

@@ -479,6 +479,23 @@ impl Core {
         let _ = rx.wait_for(|&a| a >= index).await;
     }
 
+    /// In a cluster, waits until this server has applied every write the leader had
+    /// committed when it was asked (Raft read index); at once on a single server. Fails when
+    /// there is no leader to ask.
+    pub async fn catch_up(&self) -> Result<(), String> {
+        let Some(ri) = self.read_index.get() else {
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        ri.send(tx)
+            .map_err(|_| "the server is stopping".to_string())?;
+        let index = rx
+            .await
+            .map_err(|_| "the server is stopping".to_string())??;
+        self.wait_applied(index).await;
+        Ok(())
+    }
+
     /// Marks the server as shutting down.
     pub fn begin_stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);

@@ -140,6 +140,8 @@ pub async fn start_on<L: ServerLog>(
         max_in_snapshot_log_to_keep: 1000,
         // A snapshot's last chunk is installed before it is answered: a big tree takes seconds.
         install_snapshot_timeout: 60_000,
+        // A cluster server listens for a leader before it campaigns (`cluster::listen_first`).
+        enable_elect: !is_cluster(&config),
         ..Default::default()
     }
     .validate()
@@ -200,13 +202,16 @@ pub async fn start_on<L: ServerLog>(
         };
         let (voters, observers) = (nodes(voters), nodes(observers));
         core.tracker.lock().record_touches();
-        // Every voter initialises the group with the same members (openraft allows that);
-        // observers wait for the leader to add them.
-        if voters.contains_key(&my_id) && !raft.is_initialized().await? {
-            if let Err(e) = raft.initialize(voters).await {
-                tracing::debug!("initialise: {e}");
-            }
-        }
+        // Every voter initialises a new group with the same members (openraft allows that),
+        // once it has listened for a leader in vain; observers wait for the leader to add them.
+        let initial = voters.contains_key(&my_id).then_some(voters);
+        tasks.push(tokio::spawn(cluster::listen_first(
+            core.clone(),
+            raft.clone(),
+            initial,
+            2 * peer::UNREACHABLE_RETRY,
+            Duration::from_millis(config.raft.election_timeout_max_ms),
+        )));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let _ = core.read_index.set(tx);
         let (rtx, rrx) = tokio::sync::mpsc::unbounded_channel();

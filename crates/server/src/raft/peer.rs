@@ -50,6 +50,10 @@ const SILENCE: Duration = Duration::from_secs(5);
 /// and calls again: without a pause, a peer that does not answer would get a new connection
 /// attempt with every heartbeat.
 const REDIAL: Duration = Duration::from_millis(250);
+/// How long the leader waits before trying again to reach a peer it found unreachable
+/// (openraft's backoff). A server that starts up hears from the leader within about this long,
+/// which is why it listens for longer before it campaigns (see `cluster::listen_first`).
+pub const UNREACHABLE_RETRY: Duration = Duration::from_millis(500);
 
 /// What the connecting side sends.
 #[derive(Serialize, Deserialize)]
@@ -529,6 +533,10 @@ impl PeerClient {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(UNREACHABLE_RETRY))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
