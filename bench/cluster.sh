@@ -2,8 +2,10 @@
 # Cluster mode: a 3-server concord cluster and a 3-server Apache ZooKeeper 3.8 ensemble (Debian's
 # `zookeeper` package), one after the other, each on loopback from the same zoo.cfg (fsync on;
 # only dataDir differs between the servers). For each it
-#   - runs `concord bench` with every session on the leader, then with every session on a
-#     follower (which forwards the writes to the leader),
+#   - runs `concord bench` --load-rounds times with every session on the leader, then as often
+#     with every session on a follower (which forwards the writes to the leader), and reports
+#     the median ops/s of those runs per phase (single runs on this machine vary by up to 40%
+#     with the disk's fsync times),
 #   - measures leader failover --rounds times: a client writes continuously (one setData at a
 #     time, starting on a follower), the leader is killed with kill -9, and the time from the
 #     kill until the first write sent after it succeeds through a surviving server is taken;
@@ -11,10 +13,11 @@
 # and prints a markdown table: ops/s and p50/p99 per phase with the ratio, the failover times and
 # their median, the machine and this exact command.
 #
-#   bench/cluster.sh [--rounds N] [--duration SECS] [--sessions N] [--outstanding N]
-#                    [--value-size BYTES] [--bin PATH] [--keep] [--write-docs]
+#   bench/cluster.sh [--rounds N] [--load-rounds N] [--duration SECS] [--sessions N]
+#                    [--outstanding N] [--value-size BYTES] [--bin PATH] [--keep] [--write-docs]
 #
-#   --rounds      leader failovers per cluster (default 3); the load itself runs once per target
+#   --rounds      leader failovers per cluster (default 3)
+#   --load-rounds runs of the load per cluster and target (default 3)
 #   --bin         the concord binary to use (default: cargo build --release, target/release/concord)
 #   --keep        keep the work directory (configs, data, server logs, results) and print its path
 #   --write-docs  also rewrite the section between <!-- cluster.sh:begin --> and
@@ -27,11 +30,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ROUNDS=3 DURATION=10 SESSIONS=16 OUTSTANDING=8 VALUE=100 BIN="" KEEP=0 WRITE_DOCS=0
+ROUNDS=3 LOAD_ROUNDS=3 DURATION=10 SESSIONS=16 OUTSTANDING=8 VALUE=100 BIN="" KEEP=0 WRITE_DOCS=0
 ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
+        --load-rounds) LOAD_ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --sessions) SESSIONS=$2; shift 2 ;;
         --outstanding) OUTSTANDING=$2; shift 2 ;;
@@ -39,7 +43,7 @@ while [ $# -gt 0 ]; do
         --bin) BIN=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         --write-docs) WRITE_DOCS=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -266,11 +270,11 @@ start_cluster() { # name
     wait_whole "$1"
 }
 
-run_bench() { # name target id
-    echo "== $1: load on the $2 (server $3, 127.0.0.1:${CPORT[$3]})" >&2
+run_bench() { # name target id round
+    echo "== $1: load on the $2 (server $3, 127.0.0.1:${CPORT[$3]}), run $4 of $LOAD_ROUNDS" >&2
     "$BIN" bench --server "127.0.0.1:${CPORT[$3]}" --sessions "$SESSIONS" --outstanding "$OUTSTANDING" \
         --value-size "$VALUE" --phases create,set,get,mixed,delete --duration "$DURATION" --json \
-        | tee "$OUT/$1-$2.json" >&2
+        | tee "$OUT/$1-$2-$4.json" >&2
 }
 
 # Kills the leader under a continuous writer, times the failover, restarts the killed server
@@ -296,8 +300,10 @@ for name in concord zookeeper; do
     start_cluster "$name"
     l=$(leader)
     f=$(( l % 3 + 1 ))   # another server: a follower
-    run_bench "$name" leader "$l"
-    run_bench "$name" follower "$f"
+    for round in $(seq 1 "$LOAD_ROUNDS"); do
+        run_bench "$name" leader "$l" "$round"
+        run_bench "$name" follower "$f" "$round"
+    done
     for round in $(seq 1 "$ROUNDS"); do failover_round "$name" "$round"; done
     for i in 1 2 3; do stop_server "$name" "$i"; done
 done
@@ -310,22 +316,35 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 DOC=""
 if [ "$WRITE_DOCS" = 1 ]; then DOC=$ROOT/docs/benchmarks.md; fi
 python3 - "$OUT" "$DOC" "$CMD" "$(nproc)" "$CPU" "$MEM" "$ZK_VERSION" "$COMMIT" "$ROUNDS" \
-    "$SESSIONS" "$OUTSTANDING" "$VALUE" "$DURATION" "$ELAPSED" <<'PY'
+    "$SESSIONS" "$OUTSTANDING" "$VALUE" "$DURATION" "$ELAPSED" "$LOAD_ROUNDS" <<'PY'
 import datetime, json, re, statistics, sys
 (out, doc, cmd, cores, cpu, mem, zkv, commit, rounds, sessions, outstanding, value, duration,
- elapsed) = sys.argv[1:]
-rounds = int(rounds)
-load = lambda n: {r["phase"]: r for r in map(json.loads, open(f"{out}/{n}.json"))}
-rows = ["| sessions on | phase | concord ops/s | ZooKeeper ops/s | ratio | concord p50 / p99 ms | ZooKeeper p50 / p99 ms | error replies (concord / ZooKeeper) |",
-        "|---|---|---|---|---|---|---|---|"]
+ elapsed, load_rounds) = sys.argv[1:]
+rounds, load_rounds = int(rounds), int(load_rounds)
+def load(n):
+    """Per phase, the runs of cluster-target n: a list of bench results, one per load round."""
+    runs = {}
+    for k in range(1, load_rounds + 1):
+        for r in map(json.loads, open(f"{out}/{n}-{k}.json")):
+            runs.setdefault(r["phase"], []).append(r)
+    return runs
+def mid(runs):
+    """The run with the median ops/s (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r["ops_per_sec"])[(len(runs) - 1) // 2]
+rows = ["| sessions on | phase | concord ops/s | ZooKeeper ops/s | ratio | ratio per run | concord p50 / p99 ms | ZooKeeper p50 / p99 ms | error replies (concord / ZooKeeper) |",
+        "|---|---|---|---|---|---|---|---|---|"]
 for target in ("leader", "follower"):
     c, z = load(f"concord-{target}"), load(f"zookeeper-{target}")
     for p in c:
-        a, b = c[p]["ops_per_sec"], z[p]["ops_per_sec"]
+        cm, zm = mid(c[p]), mid(z[p])
+        a, b = cm["ops_per_sec"], zm["ops_per_sec"]
         ratio = f"{a / b:.2f}x" if b else "n/a"
-        rows.append(f"| {target} | {p} | {a:.0f} | {b:.0f} | {ratio} "
-                    f"| {c[p]['p50_ms']:.2f} / {c[p]['p99_ms']:.2f} | {z[p]['p50_ms']:.2f} / {z[p]['p99_ms']:.2f} "
-                    f"| {c[p]['errors']} / {z[p]['errors']} |")
+        per_run = " ".join(f"{x['ops_per_sec'] / y['ops_per_sec']:.2f}" if y["ops_per_sec"] else "n/a"
+                           for x, y in zip(c[p], z[p]))
+        errors = (sum(r["errors"] for r in c[p]), sum(r["errors"] for r in z[p]))
+        rows.append(f"| {target} | {p} | {a:.0f} | {b:.0f} | {ratio} | {per_run} "
+                    f"| {cm['p50_ms']:.2f} / {cm['p99_ms']:.2f} | {zm['p50_ms']:.2f} / {zm['p99_ms']:.2f} "
+                    f"| {errors[0]} / {errors[1]} |")
 fail = {n: [json.load(open(f"{out}/{n}-failover-{i}.json")) for i in range(1, rounds + 1)]
         for n in ("concord", "zookeeper")}
 secs = lambda r: "none within 60 s" if r["failover_s"] is None else f"{r['failover_s']:.2f}"
@@ -346,8 +365,10 @@ section = "\n".join([
     "(tickTime=2000, forceSync=yes, `server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort`).  ",
     f"Load: `concord bench`, {sessions} sessions x {outstanding} outstanding, {value}-byte values, "
     f"{duration} s per timed phase (delete runs until the nodes created are gone), every session on "
-    "one server: the leader, then a follower (writes forwarded to the leader). One run per cluster "
-    "and target.",
+    "one server: the leader, then a follower (writes forwarded to the leader); "
+    f"{load_rounds} runs per cluster and target, alternating leader and follower. ops/s, latencies "
+    "and the ratio are those of the median run of each; `ratio per run` pairs the k-th runs; "
+    "error replies are summed over the runs.",
     "",
     *rows,
     "",
