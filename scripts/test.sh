@@ -10,7 +10,9 @@
 #      sets up its Python venv itself), then the same suite against a 3-server cluster with
 #      the connect string listing all three;
 #   4. starts a fresh concord server and runs three more clients nobody here wrote against it:
-#      Apache Curator's recipes, the ZooKeeper C client and zkCli (tests/real-clients).
+#      Apache Curator's recipes, the ZooKeeper C client and zkCli (tests/real-clients);
+#   5. zkCli's `reconfig` and `config` against a 3-server cluster that a fourth server joins
+#      and leaves (tests/zkcli/reconfig-cluster.sh).
 #
 # Needs only the Rust toolchain and python3; the Debian packages the clients need (python3-venv,
 # Curator, the C client, zkCli, a JDK) are installed with apt-get when run as root, and named
@@ -56,5 +58,8 @@ bash "$ROOT/scripts/kazoo-against-concord.sh" --cluster 3 "$ROOT/target/ci/conco
 
 echo "== Curator, the C client and zkCli against a concord server"
 bash "$ROOT/scripts/real-clients-against-concord.sh" "$ROOT/target/ci/concord" || status=1
+
+echo "== zkCli's reconfig against a 3-server concord cluster"
+bash "$ROOT/tests/zkcli/reconfig-cluster.sh" "$ROOT/target/ci/concord" || status=1
 
 exit $status
