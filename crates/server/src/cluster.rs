@@ -178,19 +178,22 @@ pub async fn listen_first(
     let spread_ms = spread.as_millis() as u64;
     let jitter = Duration::from_millis(crate::rng::random_u64() % spread_ms.max(1));
     let until = started + quiet + jitter;
+    // A group of one voter has no leader to wait for.
+    let sole_voter = initial.as_ref().is_some_and(|v| v.len() == 1);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
+        // The first tick is at once.
         tick.tick().await;
         let now = tokio::time::Instant::now();
         let heard = core.since_leader_heard() < now.duration_since(started);
-        let alone = {
-            let m = raft.metrics().borrow().clone();
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-            voters == [core.my_id]
-                || m.current_leader == Some(core.my_id)
-                || initial.as_ref().is_some_and(|v| v.len() == 1)
+        let leads_or_alone = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let mut voters = m.membership_config.membership().voter_ids();
+            m.current_leader == Some(core.my_id)
+                || (voters.next() == Some(core.my_id) && voters.next().is_none())
         };
-        if heard || alone || now >= until {
+        if sole_voter || heard || leads_or_alone || now >= until {
             break;
         }
     }

@@ -85,6 +85,13 @@ pub fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&Response>) -> By
     Bytes::from(w)
 }
 
+/// Ends a connection during its handshake: the writer sends what was queued (a refusal, if
+/// any) and closes the socket.
+async fn hang_up(tx: mpsc::Sender<Bytes>, writer_task: tokio::task::JoinHandle<()>) {
+    drop(tx);
+    let _ = writer_task.await;
+}
+
 async fn writer(mut wr: BoxWrite, mut rx: mpsc::Receiver<Bytes>, kill: Arc<Notify>) {
     let mut buf = Vec::with_capacity(1 << 16);
     while let Some(f) = rx.recv().await {
@@ -182,8 +189,7 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
     // another server), as a ZooKeeper server that is not part of a quorum does.
     if crate::server::is_cluster(&core.config) && core.leader().is_none() {
         tracing::info!(%peer, "refusing a session: this server has no leader");
-        drop(tx);
-        let _ = writer_task.await;
+        hang_up(tx, writer_task).await;
         return;
     }
     let last_zxid = core.sm.read().tree.last_zxid();
@@ -194,8 +200,7 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
             req.last_zxid_seen,
             last_zxid
         );
-        drop(tx);
-        let _ = writer_task.await;
+        hang_up(tx, writer_task).await;
         return;
     }
     let mut timeout = core.config.negotiate_timeout(req.timeout);
@@ -236,8 +241,7 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
             // ask the leader to revalidate it).
             if let Err(e) = core.catch_up().await {
                 tracing::info!(%peer, "closing connection: cannot check the session with the leader: {e}");
-                drop(tx);
-                let _ = writer_task.await;
+                hang_up(tx, writer_task).await;
                 return;
             }
             (known, owner) = lookup();
@@ -262,8 +266,7 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
                 Ok(_) => known = None,
                 Err(_) => {
                     tracing::info!(%peer, "closing connection: the session could not be moved here");
-                    drop(tx);
-                    let _ = writer_task.await;
+                    hang_up(tx, writer_task).await;
                     return;
                 }
             }
@@ -284,8 +287,7 @@ pub async fn serve(core: Arc<Core>, mut rd: BoxRead, wr: BoxWrite, peer: SocketA
             .encode(&mut w);
             finish_frame(&mut w, at);
             let _ = tx.send(Bytes::from(w)).await;
-            drop(tx);
-            let _ = writer_task.await;
+            hang_up(tx, writer_task).await;
             return;
         }
         core.tracker.lock().add(req.session_id, timeout);
