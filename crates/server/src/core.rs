@@ -273,6 +273,9 @@ pub struct Core {
     next_conn: AtomicU64,
     /// Txns waiting for a Raft entry.
     pub queue: Arc<TxnQueue>,
+    /// Which of this server's log appends are acknowledged before they are durable, and what
+    /// waits for them (see [`crate::raft::early_ack`]); on in a cluster only.
+    pub early: Arc<crate::raft::early_ack::EarlyAck>,
     snapshot_threshold: AtomicU64,
     /// Why the write path stopped, once it has (see [`Core::fail_all`]).
     failed: std::sync::OnceLock<String>,
@@ -344,6 +347,8 @@ impl Core {
     /// Builds the core around a loaded state.
     pub fn new(config: Config, my_id: NodeId, sm: SmState) -> Arc<Core> {
         let threshold = snapshot_threshold(config.snap_count);
+        let early =
+            crate::raft::early_ack::EarlyAck::new(my_id, crate::server::is_cluster(&config));
         Arc::new(Core {
             config,
             my_id,
@@ -362,6 +367,7 @@ impl Core {
             next_req: AtomicU64::new(((crate::rng::now_ms() as u64) & 0xFFFF_FFFF) << 16),
             next_conn: AtomicU64::new(1),
             queue: Arc::default(),
+            early,
             snapshot_threshold: AtomicU64::new(threshold),
             failed: std::sync::OnceLock::new(),
             failed_notify: Notify::new(),

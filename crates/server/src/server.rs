@@ -6,6 +6,7 @@ use crate::config::{ServerRole, ServerSpec};
 use crate::conn::{self, now_ms};
 use crate::core::{Core, SmState};
 use crate::net::{Listener, Net, TcpNet};
+use crate::raft::early_ack::EarlyAck;
 use crate::raft::log_store::{LogOptions, LogStore};
 use crate::raft::network::NoPeersFactory;
 use crate::raft::peer::{self, PeerFactory, Peers};
@@ -62,11 +63,17 @@ impl ServerHandle {
 pub trait ServerLog: RaftLogStorage<TypeConfig> {
     /// Fills open entries from `queue` as they are appended (see [`crate::raft::queue`]).
     fn fill_from(&mut self, queue: Arc<TxnQueue>);
+    /// Lets `gate` acknowledge appends before they are durable (see [`crate::raft::early_ack`]).
+    fn ack_early(&mut self, gate: Arc<EarlyAck>);
 }
 
 impl ServerLog for LogStore {
     fn fill_from(&mut self, queue: Arc<TxnQueue>) {
         LogStore::fill_from(self, queue)
+    }
+
+    fn ack_early(&mut self, gate: Arc<EarlyAck>) {
+        LogStore::ack_early(self, gate)
     }
 }
 
@@ -118,6 +125,7 @@ pub async fn start_on<L: ServerLog>(
     };
     let core = Core::new(config.clone(), my_id, sm_state);
     log.fill_from(core.queue.clone());
+    log.ack_early(core.early.clone());
     {
         // A restarted server gives every session a fresh timeout before expiring any.
         let sm = core.sm.read();
@@ -150,7 +158,7 @@ pub async fn start_on<L: ServerLog>(
     let clustered = is_cluster(&config);
     let mut tasks = Vec::new();
     let peers = if clustered {
-        let peers = Peers::new(my_id, net.clone());
+        let peers = Peers::new(my_id, net.clone(), core.early.clone());
         let me = config
             .servers
             .iter()

@@ -3,12 +3,15 @@
 //!
 //! A [`Disk`] outlives the server process that writes it (it belongs to the simulated
 //! machine). Each run of the server opens a [`SimLog`] on it. An append is readable at once
-//! and becomes durable after a simulated fsync delay, in order; only then is openraft told the
-//! entries are flushed. Votes are durable when saved. When a server crashes, its `SimLog` goes
+//! and becomes durable after a simulated fsync delay (up to 3 ms, or up to the slow-machine
+//! fault's latency), in order; only then is openraft told the entries are flushed, except for
+//! the leader's own batches, which the server's `EarlyAck` gate reports flushed at once, as the
+//! real log store does. Votes are durable when saved. When a server crashes, its `SimLog` goes
 //! with it; the next [`SimLog::open`] keeps every synced entry and a random prefix of the
 //! entries written after them (a real disk may or may not have written them back), so
 //! recovery sees both outcomes.
 
+use concord_server::raft::early_ack::{Done, EarlyAck};
 use concord_server::raft::log_store::bounds;
 use concord_server::raft::queue::{TxnQueue, MAX_BATCH};
 use concord_server::raft::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -40,6 +43,8 @@ struct DiskState {
     lost: u64,
     /// A broken disk for testing the checks: appends are reported durable before they are.
     lies: bool,
+    /// The longest fsync while the disk is slowed down (None: [`MAX_SYNC_MICROS`]).
+    slow: Option<Duration>,
 }
 
 /// One simulated machine's log disk.
@@ -60,6 +65,11 @@ impl Disk {
         d
     }
 
+    /// Makes every fsync take up to `max` (None: back to normal).
+    pub fn set_max_sync(&self, max: Option<Duration>) {
+        self.0.lock().slow = max;
+    }
+
     /// How many unsynced entries crashes have thrown away on this disk.
     pub fn lost(&self) -> u64 {
         self.0.lock().lost
@@ -73,13 +83,15 @@ struct Mem {
     purged: Option<LogId>,
 }
 
-type SyncJob = (u64, Option<LogFlushed<TypeConfig>>);
+/// (last index, lazy write-back of a lying disk, what to call once synced).
+type SyncJob = (u64, bool, Done);
 
 /// The Raft log of one run of a simulated server.
 pub struct SimLog {
     disk: Disk,
     mem: Arc<Mutex<Mem>>,
     queue: Option<Arc<TxnQueue>>,
+    early: Option<Arc<EarlyAck>>,
     syncs: mpsc::UnboundedSender<SyncJob>,
 }
 
@@ -106,17 +118,18 @@ impl SimLog {
             d.lost += (unsynced.len() - keep) as u64;
             // What survived is on the platter now.
             d.synced_upto = d.written.keys().next_back().copied().or(d.synced_upto);
-            if d.lies {
-                // The committed id may point past what a lying disk kept.
-                let last = d
-                    .written
-                    .values()
-                    .next_back()
-                    .map(|e| e.log_id)
-                    .or(d.purged);
-                if d.committed > last {
-                    d.committed = last;
-                }
+            // The committed id may point past what survived: a lying disk's, and a leader's
+            // that acknowledged its appends early (`EarlyAck`: its openraft counts an entry
+            // committed before the entry is durable here; the real log store writes the id
+            // only once the log under it is durable, which this models).
+            let last = d
+                .written
+                .values()
+                .next_back()
+                .map(|e| e.log_id)
+                .or(d.purged);
+            if d.committed > last {
+                d.committed = last;
             }
             Mem {
                 entries: d.written.clone(),
@@ -132,6 +145,7 @@ impl SimLog {
             disk: disk.clone(),
             mem,
             queue: None,
+            early: None,
             syncs: tx,
         }
     }
@@ -139,10 +153,13 @@ impl SimLog {
 
 /// Syncs appends in order, each after a random delay, and then reports them flushed.
 async fn sync_loop(disk: Disk, mem: Arc<Mutex<Mem>>, mut rx: mpsc::UnboundedReceiver<SyncJob>) {
-    while let Some((upto, flushed)) = rx.recv().await {
+    while let Some((upto, lazy, done)) = rx.recv().await {
         // A lying disk writes back lazily, up to a fifth of a second after acknowledging.
-        let max = if flushed.is_none() {
+        let slow = disk.0.lock().slow;
+        let max = if lazy {
             200_000
+        } else if let Some(slow) = slow {
+            slow.as_micros() as u64
         } else {
             MAX_SYNC_MICROS
         };
@@ -158,9 +175,7 @@ async fn sync_loop(disk: Disk, mem: Arc<Mutex<Mem>>, mut rx: mpsc::UnboundedRece
                 }
             }
         }
-        if let Some(f) = flushed {
-            f.log_io_completed(Ok(()));
-        }
+        done(Ok(()));
     }
 }
 
@@ -240,39 +255,46 @@ impl RaftLogStorage<TypeConfig> for SimLog {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut last = None;
-        {
+        let mut entries: Vec<Entry> = entries.into_iter().collect();
+        for e in &mut entries {
+            if let EntryPayload::Normal(b) = &mut e.payload {
+                if b.open {
+                    let q = self
+                        .queue
+                        .as_ref()
+                        .expect("an open entry reached a log with no queue");
+                    b.items = q.take(MAX_BATCH).into();
+                    b.open = false;
+                }
+            }
+        }
+        let (lies, vote) = {
             let mut m = self.mem.lock();
             let mut d = self.disk.0.lock();
-            for mut e in entries {
-                if let EntryPayload::Normal(b) = &mut e.payload {
-                    if b.open {
-                        let q = self
-                            .queue
-                            .as_ref()
-                            .expect("an open entry reached a log with no queue");
-                        b.items = q.take(MAX_BATCH).into();
-                        b.open = false;
-                    }
-                }
-                let i = e.log_id.index;
-                last = Some(i);
-                m.entries.insert(i, e.clone());
-                d.written.insert(i, e);
+            for e in &entries {
+                m.entries.insert(e.log_id.index, e.clone());
+                d.written.insert(e.log_id.index, e.clone());
             }
-        }
-        let lies = self.disk.0.lock().lies;
-        match last {
-            Some(upto) if lies => {
-                // Acknowledged now, synced later.
-                callback.log_io_completed(Ok(()));
-                let _ = self.syncs.send((upto, None));
-            }
-            Some(upto) => {
-                let _ = self.syncs.send((upto, Some(callback)));
-            }
-            None => callback.log_io_completed(Ok(())),
-        }
+            (d.lies, m.vote)
+        };
+        let Some(upto) = entries.last().map(|e| e.log_id.index) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let done: Done = if lies {
+            // Acknowledged now, synced later.
+            callback.log_io_completed(Ok(()));
+            Box::new(|_| {})
+        } else if let Some(gate) = &self.early {
+            gate.on_append(
+                vote.as_ref(),
+                &entries,
+                Box::new(move |r| callback.log_io_completed(r)),
+            )
+        } else {
+            Box::new(move |r| callback.log_io_completed(r))
+        };
+        let _ = self.syncs.send((upto, lies, done));
         Ok(())
     }
 
@@ -301,5 +323,12 @@ impl RaftLogStorage<TypeConfig> for SimLog {
 impl ServerLog for SimLog {
     fn fill_from(&mut self, queue: Arc<TxnQueue>) {
         self.queue = Some(queue);
+    }
+
+    fn ack_early(&mut self, gate: Arc<EarlyAck>) {
+        let mut m = self.mem.lock();
+        m.vote = gate.restored_vote(m.vote);
+        drop(m);
+        self.early = Some(gate);
     }
 }

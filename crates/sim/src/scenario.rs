@@ -247,7 +247,7 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
     }
 
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5EED_FA17);
-    let mut faults = Faults::new(opts.servers, hosts);
+    let mut faults = Faults::new(opts.servers, hosts, disks.clone());
     let mut report = Report::default();
     let mut next_fault = Duration::from_millis(rng.gen_range(300..1500));
     let step = |sim: &mut turmoil::Sim<'_>| -> Result<bool, Failure> {
@@ -345,11 +345,14 @@ struct Faults {
     crashed: Vec<usize>,
     cut: Vec<(String, String)>,
     held: Vec<(String, String)>,
+    /// The network and the disks are slow.
     slow: bool,
+    /// Every server's disk, slowed down with the network.
+    disks: Vec<Disk>,
 }
 
 impl Faults {
-    fn new(voters: usize, servers: usize) -> Faults {
+    fn new(voters: usize, servers: usize, disks: Vec<Disk>) -> Faults {
         Faults {
             voters,
             servers,
@@ -357,7 +360,18 @@ impl Faults {
             cut: Vec::new(),
             held: Vec::new(),
             slow: false,
+            disks,
         }
+    }
+
+    /// Slows the network and the disks down (a loaded machine): messages take up to
+    /// `latency` and fsyncs up to `latency` as well, or sets both back to normal (None).
+    fn set_slow(&mut self, sim: &mut turmoil::Sim<'_>, latency: Option<Duration>) {
+        sim.set_max_message_latency(latency.unwrap_or(Duration::from_millis(4)));
+        for d in &self.disks {
+            d.set_max_sync(latency);
+        }
+        self.slow = latency.is_some();
     }
 
     fn pair(&self, rng: &mut StdRng) -> (String, String) {
@@ -448,13 +462,12 @@ impl Faults {
             }
             _ => {
                 if self.slow {
-                    sim.set_max_message_latency(Duration::from_millis(4));
-                    self.slow = false;
+                    self.set_slow(sim, None);
                     "latency back to normal"
                 } else {
-                    sim.set_max_message_latency(Duration::from_millis(rng.gen_range(20..200)));
-                    self.slow = true;
-                    "slow network"
+                    let latency = Duration::from_millis(rng.gen_range(20..200));
+                    self.set_slow(sim, Some(latency));
+                    "slow network and disks"
                 }
             }
         }
@@ -481,8 +494,7 @@ impl Faults {
     fn heal(&mut self, sim: &mut turmoil::Sim<'_>) {
         self.repair(sim);
         if self.slow {
-            sim.set_max_message_latency(Duration::from_millis(4));
-            self.slow = false;
+            self.set_slow(sim, None);
         }
         for i in self.crashed.drain(..) {
             sim.bounce(host(i));

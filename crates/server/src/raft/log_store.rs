@@ -31,6 +31,7 @@
 //! record was acknowledged). Any other damage stops the server with the file and byte offset
 //! named.
 
+use super::early_ack::{Done, EarlyAck};
 use super::queue::{TxnQueue, MAX_BATCH};
 use super::types::{decode_entry, encode_entry, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -259,8 +260,6 @@ struct Shared {
     fsyncs: AtomicU64,
 }
 
-/// Called by the writer thread once an append is durable (or failed).
-type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 type Reply = tokio::sync::oneshot::Sender<io::Result<()>>;
 
 enum Job {
@@ -291,6 +290,8 @@ pub struct LogStore {
     recovery: Recovery,
     /// Where open entries take their txns from (see [`super::queue`]).
     queue: Option<Arc<TxnQueue>>,
+    /// Decides which appends are acknowledged before they are durable (none without one).
+    early: Option<Arc<EarlyAck>>,
 }
 
 /// A cloneable reader of the log, sharing the store's cache and segment files.
@@ -901,12 +902,21 @@ impl LogStore {
             writer: Some(handle),
             recovery,
             queue: None,
+            early: None,
         })
     }
 
     /// Fills open entries from `queue` as they are appended.
     pub fn fill_from(&mut self, queue: Arc<TxnQueue>) {
         self.queue = Some(queue);
+    }
+
+    /// Lets `gate` acknowledge appends before they are durable (see [`super::early_ack`]).
+    pub fn ack_early(&mut self, gate: Arc<EarlyAck>) {
+        let mut st = self.shared.state.lock();
+        st.vote = gate.restored_vote(st.vote);
+        drop(st);
+        self.early = Some(gate);
     }
 
     /// Number of fsync/fdatasync calls (files and directory) made so far.
@@ -1724,7 +1734,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.enqueue(entries, Box::new(move |r| callback.log_io_completed(r)))
+        let done: Done = match &self.early {
+            Some(gate) => {
+                let vote = self.shared.state.lock().vote;
+                gate.on_append(
+                    vote.as_ref(),
+                    &entries,
+                    Box::new(move |r| callback.log_io_completed(r)),
+                )
+            }
+            None => Box::new(move |r| callback.log_io_completed(r)),
+        };
+        self.enqueue(entries, done)
             .map_err(|e| write_error(ErrorSubject::Logs, e))
     }
 

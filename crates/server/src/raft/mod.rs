@@ -1,5 +1,6 @@
 //! The Raft write path: types, the durable log store, the state machine and the peer network.
 
+pub mod early_ack;
 pub mod log_store;
 pub mod network;
 pub mod peer;

@@ -11,6 +11,7 @@
 //! in the order they arrive on a connection (so one server's writes keep their order); the other
 //! calls run concurrently.
 
+use super::early_ack::EarlyAck;
 use super::types::{Batch, NodeId, Raft, TypeConfig};
 use crate::conn::now_ms;
 use crate::core::Core;
@@ -442,15 +443,19 @@ pub struct Peers {
     my_id: NodeId,
     dial: Arc<dyn Dial>,
     links: Mutex<HashMap<NodeId, Arc<Link>>>,
+    /// Holds back the commit index sent to followers until the leader's log is durable.
+    early: Arc<EarlyAck>,
 }
 
 impl Peers {
-    /// No links yet; connections are made with `dial`.
-    pub fn new(my_id: NodeId, dial: Arc<dyn Dial>) -> Arc<Peers> {
+    /// No links yet; connections are made with `dial`; `early` is this server's
+    /// [`EarlyAck`] gate.
+    pub fn new(my_id: NodeId, dial: Arc<dyn Dial>, early: Arc<EarlyAck>) -> Arc<Peers> {
         Arc::new(Peers {
             my_id,
             dial,
             links: Mutex::default(),
+            early,
         })
     }
 
@@ -500,6 +505,7 @@ pub struct PeerFactory(pub Arc<Peers>);
 pub struct PeerClient {
     target: NodeId,
     link: Arc<Link>,
+    early: Arc<EarlyAck>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerFactory {
@@ -509,6 +515,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerFactory {
         PeerClient {
             target,
             link: self.0.link(target, peer_addr(target, node)),
+            early: self.0.early.clone(),
         }
     }
 }
@@ -539,9 +546,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        // Followers learn of a commit only once the leader's own copy is durable.
+        rpc.leader_commit = self.early.clamp_commit(rpc.leader_commit);
         match self
             .link
             .call(Call::Append(rpc), option.hard_ttl())

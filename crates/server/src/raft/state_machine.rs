@@ -332,6 +332,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         I: IntoIterator<Item = super::types::Entry> + Send,
     {
+        let entries: Vec<super::types::Entry> = entries.into_iter().collect();
+        // An entry the leader acknowledged early shows nothing before it is on its disk.
+        if let Some(last) = entries.last() {
+            self.core
+                .early
+                .wait_durable(last.log_id.index)
+                .await
+                .map_err(|e| {
+                    StorageError::from_io_error(
+                        ErrorSubject::Apply(last.log_id),
+                        ErrorVerb::Write,
+                        std::io::Error::other(e),
+                    )
+                })?;
+        }
         let mut out = Vec::new();
         let mut done = Vec::new();
         let mut events = Vec::new();
