@@ -14,7 +14,10 @@
 #     connected to it reads the same config;
 #   - `reconfig -remove 4` prints a config without server 4, and server 4 stops serving;
 #   - `reconfig -add` of server 4 as a participant makes a four-voter config, which server 4
-#     serves as a follower.
+#     serves as a follower;
+#   - `reconfig -remove 4` sent through a session on server 4 itself is answered there with the
+#     committed config (server 4 never applies it: the leader sends a removed server nothing
+#     more), and server 4 then stops serving.
 # ZKCLI overrides the zkCli.sh path; KEEP=1 keeps the work directory (configs, server logs,
 # transcripts).
 set -uo pipefail
@@ -196,6 +199,17 @@ has add-participant "Committed new configuration:"
 has add-participant "$(spec 4 participant)"
 wait_mode 4 follower || problems+=("server 4 is not a follower: $(mode 4)")
 report add-participant
+
+# Remove server 4 through a session on server 4: the reply is the committed config.
+zk remove-self "$(client 4)" <<EOF
+addauth digest super:test
+reconfig -remove 4
+EOF
+has remove-self "Committed new configuration:"
+hasnt remove-self '^server\.4='
+for i in 1 2 3; do has remove-self "$(spec "$i" participant)"; done
+wait_mode 4 looking "" || problems+=("server 4 still serves after its removal: $(mode 4)")
+report remove-self
 
 echo "zkcli-reconfig: $passed passed, $failed failed against a concord cluster [$(($(date +%s) - T0)) s]"
 [ "$failed" = 0 ] && status=0

@@ -671,10 +671,25 @@ impl Conn {
         let core = self.core.clone();
         tokio::spawn(async move {
             let applied = match rrx.await {
-                Ok(Ok(index)) => {
+                Ok(Ok(c)) if !c.lists(core.my_id) => {
+                    // The change removed this server, which is sent nothing more and so never
+                    // applies it: answer with the config as the leader applied it (ZooKeeper's
+                    // removed follower, too, commits the change before it drops out).
+                    let zxid = core.sm.read().tree.last_zxid();
+                    match concord_jute::records::Stat::decode(
+                        &mut concord_jute::codec::Reader::new(&c.stat),
+                    ) {
+                        Ok(stat) => Applied {
+                            zxid,
+                            outcome: Outcome::Reply(Response::GetData(Some(c.data), stat)),
+                        },
+                        Err(_) => fail(ErrorCode::SystemError),
+                    }
+                }
+                Ok(Ok(c)) => {
                     // Answer with the config as this server applied it, so the reads after
-                    // the reply see it too. A server the change removed is sent nothing more.
-                    if tokio::time::timeout(RECONFIG_APPLY, core.wait_applied(index))
+                    // the reply see it too.
+                    if tokio::time::timeout(RECONFIG_APPLY, core.wait_applied(c.index))
                         .await
                         .is_err()
                     {

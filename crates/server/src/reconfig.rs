@@ -46,8 +46,30 @@ pub struct ReconfigJob {
     /// Whether to send it on to the leader when this server does not lead (false for one that
     /// came from another server, so a stale view of the leader cannot bounce it around).
     pub forward: bool,
-    /// Where the result goes: the log index of the last membership entry, or the error.
-    pub reply: oneshot::Sender<Result<u64, ErrorCode>>,
+    /// Where the result goes: the committed change, or the error.
+    pub reply: oneshot::Sender<Result<Committed, ErrorCode>>,
+}
+
+/// A committed reconfig, as the leader reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// Log index of the last membership entry the change wrote.
+    pub index: u64,
+    /// `/zookeeper/config` as the leader applied it: the reply on a server the change removed,
+    /// which is sent nothing more and so never applies it.
+    pub data: Vec<u8>,
+    /// Its Stat, jute-encoded.
+    pub stat: Vec<u8>,
+}
+
+impl Committed {
+    /// Whether the new config lists server `id` (as a voter or an observer).
+    pub fn lists(&self, id: NodeId) -> bool {
+        let prefix = format!("server.{id}=");
+        String::from_utf8_lossy(&self.data)
+            .lines()
+            .any(|l| l.starts_with(&prefix))
+    }
 }
 
 /// Cluster members with their specs; the role in each spec says voter or not.
@@ -214,7 +236,7 @@ pub async fn run(
     peers: &Peers,
     lock: &tokio::sync::Mutex<()>,
     args: ReconfigArgs,
-) -> Result<u64, ErrorCode> {
+) -> Result<Committed, ErrorCode> {
     let _running = lock.try_lock().map_err(|_| ErrorCode::ReconfigInProgress)?;
     let m = raft.metrics().borrow().clone();
     if m.current_leader != Some(core.my_id) {
@@ -282,7 +304,21 @@ pub async fn run(
     if !gone.is_empty() {
         last = Some(change(raft, ChangeMembers::RemoveNodes(gone)).await?);
     }
-    Ok(last.expect("at least one change is made"))
+    let index = last.expect("at least one change is made");
+    // openraft answers a change once the leader applied it; the wait is for certainty only.
+    core.wait_applied(index).await;
+    let sm = core.sm.read();
+    let (data, stat) = sm
+        .tree
+        .get_data(concord_tree::tree::CONFIG_PATH, &[])
+        .map_err(|_| ErrorCode::SystemError)?;
+    let mut encoded = Vec::new();
+    stat.encode(&mut encoded);
+    Ok(Committed {
+        index,
+        data: data.unwrap_or_default().to_vec(),
+        stat: encoded,
+    })
 }
 
 /// Completes a membership change that a leader left in its joint stage (it lost leadership

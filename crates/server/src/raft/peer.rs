@@ -119,9 +119,8 @@ pub enum ReplyBody {
     Touched,
     /// Answer to [`Call::ReadIndex`]: the log index to have applied, or why there is none.
     ReadIndex(Result<u64, String>),
-    /// Answer to [`Call::Reconfig`]: the log index of the new config, or the ZooKeeper error
-    /// code.
-    Reconfig(Result<u64, i32>),
+    /// Answer to [`Call::Reconfig`]: the committed change, or the ZooKeeper error code.
+    Reconfig(Result<crate::reconfig::Committed, i32>),
 }
 
 fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
@@ -745,7 +744,7 @@ async fn reply(tx: &mpsc::Sender<Vec<u8>>, id: u64, body: ReplyBody) -> bool {
 async fn reconfig_here(
     core: &Core,
     args: crate::reconfig::ReconfigArgs,
-) -> Result<u64, concord_jute::ErrorCode> {
+) -> Result<crate::reconfig::Committed, concord_jute::ErrorCode> {
     let (reply, rx) = oneshot::channel();
     let job = crate::reconfig::ReconfigJob {
         args,
