@@ -243,6 +243,9 @@ pub async fn start_on<L: ServerLog>(
             p.clone(),
             touch_every,
         )));
+        tasks.push(tokio::spawn(
+            core.early.clone().resend_commits(raft.clone()),
+        ));
         tasks.push(tokio::spawn(cluster::add_observers(
             core.clone(),
             raft.clone(),

@@ -55,6 +55,9 @@ struct State {
     seq: u64,
     /// Why an early-acknowledged append failed to become durable; nothing more is applied.
     failed: Option<String>,
+    /// A commit index sent to a follower was held back: once the log has synced further,
+    /// the followers are sent the real one ([`EarlyAck::resend_commits`]).
+    owed: bool,
 }
 
 /// Settles an early-acknowledged append; dropped without being called (the store failed or
@@ -91,6 +94,8 @@ pub struct EarlyAck {
     state: Mutex<State>,
     /// Bumped whenever an unsynced append becomes durable or fails.
     changed: tokio::sync::watch::Sender<u64>,
+    /// Woken when a held-back commit index may now be sent in full.
+    owed: tokio::sync::Notify,
 }
 
 impl EarlyAck {
@@ -104,8 +109,10 @@ impl EarlyAck {
                 unsynced: VecDeque::new(),
                 seq: 0,
                 failed: None,
+                owed: false,
             }),
             changed: tokio::sync::watch::Sender::new(0),
+            owed: tokio::sync::Notify::new(),
         })
     }
 
@@ -180,6 +187,9 @@ impl EarlyAck {
                     while st.unsynced.front().is_some_and(|u| u.seq <= seq) {
                         st.unsynced.pop_front();
                     }
+                    if std::mem::take(&mut st.owed) {
+                        self.owed.notify_one();
+                    }
                 }
                 Err(e) => {
                     tracing::error!("an early-acknowledged Raft append failed to sync: {e}");
@@ -219,10 +229,35 @@ impl EarlyAck {
     /// leader's durable log.
     pub fn clamp_commit(&self, committed: Option<LogId>) -> Option<LogId> {
         let c = committed?;
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         match st.unsynced.front() {
-            Some(u) if c.index >= u.first => Some(u.prev),
+            Some(u) if c.index >= u.first => {
+                let prev = u.prev;
+                st.owed = true;
+                Some(prev)
+            }
             _ => Some(c),
+        }
+    }
+
+    /// Waits until a commit index [`EarlyAck::clamp_commit`] held back may be sent in full.
+    pub async fn commit_owed(&self) {
+        self.owed.notified().await
+    }
+
+    /// Runs on a cluster's servers: once a commit index sent to the followers was held back
+    /// and the log has synced since, has openraft send them a heartbeat, which carries the
+    /// commit index in full. openraft sends the commit index again only when it changes, or
+    /// with the next append: without this, a follower whose leader fell idle right after
+    /// such an append would learn of the commit only with the next heartbeat, a heartbeat
+    /// interval later, and its clients would wait as long for their writes.
+    pub async fn resend_commits(self: Arc<Self>, raft: super::types::Raft) {
+        loop {
+            self.commit_owed().await;
+            // openraft ignores it on a server that does not lead; an error means it stopped.
+            if raft.trigger().heartbeat().await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -391,5 +426,37 @@ mod tests {
         assert!(err.contains("dropped the append"), "{err}");
         let (early, _) = append(&gate, &v, &[batch(2, 1, 11)]);
         assert!(!early, "no early ack after a failure");
+    }
+
+    #[tokio::test]
+    async fn a_held_back_commit_is_owed_to_the_followers_once_the_log_syncs() {
+        let gate = EarlyAck::new(1, true);
+        let v = leader_vote(2, 1);
+        let (_, done) = append(&gate, &v, &[blank(2, 1, 1)]);
+        done(Ok(()));
+        let (_, d2) = append(&gate, &v, &[batch(2, 1, 2)]);
+        let c = |i| Some(lid(2, 1, i));
+        let owed = |gate: &Arc<EarlyAck>| {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.commit_owed().await })
+        };
+        // A commit index sent in full owes nothing, even once the log syncs.
+        assert_eq!(gate.clamp_commit(c(1)), c(1));
+        let (_, d3) = append(&gate, &v, &[batch(2, 1, 3)]);
+        d2(Ok(()));
+        let w = owed(&gate);
+        tokio::task::yield_now().await;
+        assert!(!w.is_finished(), "nothing was held back");
+        // One held back is owed as soon as the log syncs past it.
+        assert_eq!(gate.clamp_commit(c(3)), c(2));
+        tokio::task::yield_now().await;
+        assert!(!w.is_finished(), "the log has not synced yet");
+        d3(Ok(()));
+        // (A bound only so a regression fails instead of hanging.)
+        tokio::time::timeout(std::time::Duration::from_secs(10), w)
+            .await
+            .expect("the held-back commit was not owed once the log synced")
+            .unwrap();
+        assert_eq!(gate.clamp_commit(c(3)), c(3));
     }
 }
