@@ -29,6 +29,10 @@ pub struct Options {
     /// An admin client removes voters and adds them back with `reconfig` while the faults go
     /// on, and restores every voter at the end.
     pub reconfig: bool,
+    /// Servers that are not members at first (with `reconfig`): each starts with a zoo.cfg
+    /// listing the members and itself as a participant, as operations.md says to add a
+    /// server, and the admin adds it as a voter (and may remove it again) during the faults.
+    pub spares: usize,
     /// Concurrent client sessions.
     pub clients: usize,
     /// Znodes the clients work on.
@@ -50,6 +54,7 @@ impl Options {
             servers,
             observers: 0,
             reconfig: false,
+            spares: 0,
             clients: 4,
             keys: 3,
             chaos: Duration::from_secs(20),
@@ -98,6 +103,8 @@ struct Shared {
     finished: Mutex<usize>,
     /// Reconfigs the admin saw succeed.
     reconfigs: Mutex<usize>,
+    /// Of those, the ones that added a spare.
+    spares_added: Mutex<usize>,
 }
 
 fn now_nanos() -> u64 {
@@ -129,12 +136,17 @@ fn server_config(opts: &Options, dir: &Path, id: usize) -> Result<Config, Failur
             "reconfigEnabled=true\nsuperDigest={SUPER_DIGEST}\n"
         ));
     }
-    for i in 1..=opts.servers + opts.observers {
+    let members = opts.servers + opts.observers;
+    for i in 1..=members {
         let role = if i > opts.servers { ":observer" } else { "" };
         text.push_str(&format!(
             "server.{i}={}:2888:3888{role};{CLIENT_PORT}\n",
             host(i)
         ));
+    }
+    if id > members {
+        // A spare: the members and itself.
+        text.push_str(&format!("{}\n", spare_spec(id)));
     }
     let (mut cfg, _) = Config::from_zoo_cfg(&text, Path::new("sim.cfg"))
         .map_err(|e| Failure(format!("config: {e}")))?;
@@ -201,7 +213,7 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
         // A fixed wall clock (2026-01-01): session ids and znode times derive from it.
         .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600))
         .build();
-    let hosts = opts.servers + opts.observers;
+    let hosts = opts.servers + opts.observers + opts.spares;
     let disks: Vec<Disk> = (0..hosts)
         .map(|_| {
             if opts.lying_disks {
@@ -285,6 +297,10 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
     let reconfigs = *shared.reconfigs.lock();
     if reconfigs > 0 {
         report.faults.insert("reconfig", reconfigs);
+    }
+    let spares_added = *shared.spares_added.lock();
+    if spares_added > 0 {
+        report.faults.insert("spare added", spares_added);
     }
     report.lost_unsynced = disks.iter().map(|d| d.lost()).sum();
     drop(sim);
@@ -504,7 +520,7 @@ impl Faults {
 
 /// Connects `session` to a random server (voter or observer).
 async fn connect_any(opts: &Options, rng: &mut StdRng, session: &mut Session) -> Connected {
-    let server = host(rng.gen_range(1..=opts.servers + opts.observers));
+    let server = host(rng.gen_range(1..=opts.servers + opts.observers + opts.spares));
     let addr = format!("{server}:{CLIENT_PORT}");
     Conn::connect(&addr, session, SESSION_TIMEOUT_MS, Duration::from_secs(2)).await
 }
@@ -518,10 +534,18 @@ fn voters_in(config: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// The `server.N` line that adds spare `id` as a voter.
+fn spare_spec(id: usize) -> String {
+    format!(
+        "server.{id}={}:2888:3888:participant;{CLIENT_PORT}",
+        host(id)
+    )
+}
+
 /// The admin: while the faults go on, removes a voter with `reconfig` or adds a removed one
-/// back (deciding from the config it reads after a sync, since a lost reply leaves the outcome
-/// unknown); once they end, adds every voter back and finishes. Errors that only a bug could
-/// cause (NOAUTH for the super user, bad arguments) fail the run.
+/// back, or adds a spare (deciding from the config it reads after a sync, since a lost reply
+/// leaves the outcome unknown); once they end, adds every first voter back and finishes.
+/// Errors that only a bug could cause (NOAUTH for the super user, bad arguments) fail the run.
 async fn admin_loop(opts: Options, shared: Arc<Shared>) {
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0xAD_0123);
     let mut session = Session::default();
@@ -576,11 +600,24 @@ async fn admin_loop(opts: Options, shared: Arc<Shared>) {
             return;
         }
         let spec = |i: usize| format!("server.{i}={}:2888:3888:participant;{CLIENT_PORT}", host(i));
+        let first_spare = opts.servers + opts.observers + 1;
+        let idle_spares: Vec<usize> = (first_spare..first_spare + opts.spares)
+            .filter(|i| !voters.contains(i))
+            .collect();
+        let mut adds_spare = false;
         let (joining, leaving) = if !missing.is_empty() && (stopping || rng.gen_bool(0.5)) {
             let j: Vec<String> = missing.iter().map(|&i| spec(i)).collect();
             (Some(j.join(",")), None)
-        } else if missing.is_empty() && !stopping {
-            (None, Some(all[rng.gen_range(0..all.len())].to_string()))
+        } else if missing.is_empty() && !stopping && !idle_spares.is_empty() && rng.gen_bool(0.75) {
+            let i = idle_spares[rng.gen_range(0..idle_spares.len())];
+            adds_spare = true;
+            (Some(spare_spec(i)), None)
+        } else if missing.is_empty() && !stopping && !voters.is_empty() {
+            // Any voter, a spare that joined included.
+            (
+                None,
+                Some(voters[rng.gen_range(0..voters.len())].to_string()),
+            )
         } else {
             continue;
         };
@@ -592,7 +629,12 @@ async fn admin_loop(opts: Options, shared: Arc<Shared>) {
         });
         match cn.call(&req, CALL_TIMEOUT).await {
             Ok((h, _)) => match ErrorCode::from_code(h.err) {
-                Some(ErrorCode::Ok) => *shared.reconfigs.lock() += 1,
+                Some(ErrorCode::Ok) => {
+                    *shared.reconfigs.lock() += 1;
+                    if adds_spare {
+                        *shared.spares_added.lock() += 1;
+                    }
+                }
                 Some(
                     ErrorCode::ReconfigInProgress
                     | ErrorCode::NewConfigNoQuorum

@@ -41,6 +41,9 @@ struct Args {
     /// An admin client removes voters and adds them back with `reconfig` during the faults.
     #[arg(long)]
     reconfig: bool,
+    /// Servers that are not members at first, which the admin adds (needs `--reconfig`).
+    #[arg(long, default_value_t = 0, requires = "reconfig")]
+    spares: usize,
 }
 
 fn main() {
@@ -69,6 +72,7 @@ fn main() {
             opts.lying_disks = args.lying_disks;
             opts.observers = args.observers;
             opts.reconfig = args.reconfig;
+            opts.spares = args.spares;
             let t = Instant::now();
             match run(&opts) {
                 Ok(r) => {
@@ -88,8 +92,9 @@ fn main() {
                 Err(f) => {
                     println!("seed {seed} servers {servers}: FAILED\n{f}");
                     println!(
-                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {}{} --chaos {} --clients {}",
+                        "reproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {} --spares {}{} --chaos {} --clients {}",
                         args.observers,
+                        args.spares,
                         if args.reconfig { " --reconfig" } else { "" },
                         args.chaos, args.clients
                     );
