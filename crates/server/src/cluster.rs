@@ -166,10 +166,12 @@ pub async fn send_touches(core: Arc<Core>, raft: Raft, peers: Arc<Peers>, interv
 /// The server's Raft config starts with elections disabled; this turns them on. A voter of a
 /// group not yet formed (`initial`: the voters from zoo.cfg) forms it then, which elects it
 /// at once; openraft's `initialize` campaigns straight away, so a server that started late
-/// must not call it before it has listened.
+/// must not call it before it has listened. It does not form one if a server it can reach
+/// already belongs to a group ([`group_exists`]).
 pub async fn listen_first(
     core: Arc<Core>,
     raft: Raft,
+    peers: Arc<Peers>,
     initial: Option<BTreeMap<NodeId, BasicNode>>,
     quiet: Duration,
     spread: Duration,
@@ -198,13 +200,61 @@ pub async fn listen_first(
         }
     }
     raft.runtime_config().elect(true);
-    if let Some(voters) = initial {
-        if !raft.is_initialized().await.unwrap_or(true) {
-            if let Err(e) = raft.initialize(voters).await {
-                tracing::debug!("initialise: {e}");
+    let Some(voters) = initial else {
+        return;
+    };
+    // Form the group once a majority of the voters (this one included) say they have none;
+    // not if any has one; ask again while too few answer.
+    while !raft.is_initialized().await.unwrap_or(true) {
+        match group_exists(&peers, &voters, core.my_id).await {
+            Some(true) => {
+                tracing::info!(
+                    "another server of zoo.cfg already belongs to a group: waiting to be added \
+                     to it (reconfig) instead of forming one"
+                );
+                return;
             }
+            Some(false) => {
+                if let Err(e) = raft.initialize(voters).await {
+                    tracing::debug!("initialise: {e}");
+                }
+                return;
+            }
+            None => tokio::time::sleep(FORMED_TIMEOUT).await,
         }
     }
+}
+
+/// How long a server that is about to form a group waits for each other voter to say whether
+/// it already belongs to one.
+const FORMED_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether any of `voters` (other than this server) that answers in time already belongs to
+/// a Raft group: Some(true) if one does, Some(false) if a majority of `voters` (this server
+/// included) answered that they do not, None if too few answered to tell. A server added to a running ensemble starts with a zoo.cfg listing the members
+/// and itself; were it to form a group from that list, it would hold a first entry with the
+/// same log id as the real group's but other members, and campaign in ever higher terms (the
+/// members refuse it, its log being shorter) that depose the leader once it is added. Servers
+/// of a new ensemble, started together, find none formed and each form the same group.
+async fn group_exists(
+    peers: &Peers,
+    voters: &BTreeMap<NodeId, BasicNode>,
+    my_id: NodeId,
+) -> Option<bool> {
+    let mut asks = tokio::task::JoinSet::new();
+    for (id, node) in voters.iter().filter(|(id, _)| **id != my_id) {
+        let link = peers.link(*id, crate::raft::peer::peer_addr(*id, node));
+        asks.spawn(async move { link.call(Call::Formed, FORMED_TIMEOUT).await });
+    }
+    let mut without = usize::from(voters.contains_key(&my_id));
+    while let Some(r) = asks.join_next().await {
+        match r {
+            Ok(Ok(ReplyBody::Formed(true))) => return Some(true),
+            Ok(Ok(ReplyBody::Formed(false))) => without += 1,
+            _ => {}
+        }
+    }
+    (without > voters.len() / 2).then_some(false)
 }
 
 /// Answers `sync`'s read-index requests: on the leader from Raft, elsewhere from the leader.

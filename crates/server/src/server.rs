@@ -216,6 +216,7 @@ pub async fn start_on<L: ServerLog>(
         tasks.push(tokio::spawn(cluster::listen_first(
             core.clone(),
             raft.clone(),
+            p.clone(),
             initial,
             2 * peer::UNREACHABLE_RETRY,
             Duration::from_millis(config.raft.election_timeout_max_ms),

@@ -93,6 +93,9 @@ pub enum Call {
     ReadIndex,
     /// A client's `reconfig`, for the leader to run.
     Reconfig(crate::reconfig::ReconfigArgs),
+    /// Whether the callee already belongs to a Raft group (asked by a server with an empty
+    /// log before it forms one: see `cluster::listen_first`).
+    Formed,
 }
 
 /// A reply to a [`Call`].
@@ -121,6 +124,8 @@ pub enum ReplyBody {
     ReadIndex(Result<u64, String>),
     /// Answer to [`Call::Reconfig`]: the committed change, or the ZooKeeper error code.
     Reconfig(Result<crate::reconfig::Committed, i32>),
+    /// Answer to [`Call::Formed`].
+    Formed(bool),
 }
 
 fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
@@ -688,6 +693,11 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
                         Call::Reconfig(args) => ReplyBody::Reconfig(
                             reconfig_here(&core, args).await.map_err(|e| e.code()),
                         ),
+                        // An error reading its own state: say yes, so nobody forms a second
+                        // group on its account.
+                        Call::Formed => {
+                            ReplyBody::Formed(raft.is_initialized().await.unwrap_or(true))
+                        }
                         Call::Forward(_) | Call::Touch(_) => unreachable!("handled in order"),
                     };
                     reply(&tx, id, body).await;
