@@ -166,8 +166,8 @@ pub async fn send_touches(core: Arc<Core>, raft: Raft, peers: Arc<Peers>, interv
 /// The server's Raft config starts with elections disabled; this turns them on. A voter of a
 /// group not yet formed (`initial`: the voters from zoo.cfg) forms it then, which elects it
 /// at once; openraft's `initialize` campaigns straight away, so a server that started late
-/// must not call it before it has listened. It does not form one if a server it can reach
-/// already belongs to a group ([`group_exists`]).
+/// must not call it before it has listened, and forms it only once a majority of the voters
+/// say they belong to no group ([`group_exists`]).
 pub async fn listen_first(
     core: Arc<Core>,
     raft: Raft,
@@ -231,8 +231,9 @@ const FORMED_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Whether any of `voters` (other than this server) that answers in time already belongs to
 /// a Raft group: Some(true) if one does, Some(false) if a majority of `voters` (this server
-/// included) answered that they do not, None if too few answered to tell. A server added to a running ensemble starts with a zoo.cfg listing the members
-/// and itself; were it to form a group from that list, it would hold a first entry with the
+/// included) answered that they do not, None if too few answered to tell.
+///
+/// A server added to a running ensemble starts with a zoo.cfg listing the members and itself; were it to form a group from that list, it would hold a first entry with the
 /// same log id as the real group's but other members, and campaign in ever higher terms (the
 /// members refuse it, its log being shorter) that depose the leader once it is added. Servers
 /// of a new ensemble, started together, find none formed and each form the same group.

@@ -146,7 +146,7 @@ fn server_config(opts: &Options, dir: &Path, id: usize) -> Result<Config, Failur
     }
     if id > members {
         // A spare: the members and itself.
-        text.push_str(&format!("{}\n", spare_spec(id)));
+        text.push_str(&format!("{}\n", voter_spec(id)));
     }
     let (mut cfg, _) = Config::from_zoo_cfg(&text, Path::new("sim.cfg"))
         .map_err(|e| Failure(format!("config: {e}")))?;
@@ -534,8 +534,8 @@ fn voters_in(config: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// The `server.N` line that adds spare `id` as a voter.
-fn spare_spec(id: usize) -> String {
+/// The `server.N` line that makes server `id` a voter.
+fn voter_spec(id: usize) -> String {
     format!(
         "server.{id}={}:2888:3888:participant;{CLIENT_PORT}",
         host(id)
@@ -599,19 +599,18 @@ async fn admin_loop(opts: Options, shared: Arc<Shared>) {
         if stopping && missing.is_empty() {
             return;
         }
-        let spec = |i: usize| format!("server.{i}={}:2888:3888:participant;{CLIENT_PORT}", host(i));
         let first_spare = opts.servers + opts.observers + 1;
         let idle_spares: Vec<usize> = (first_spare..first_spare + opts.spares)
             .filter(|i| !voters.contains(i))
             .collect();
         let mut adds_spare = false;
         let (joining, leaving) = if !missing.is_empty() && (stopping || rng.gen_bool(0.5)) {
-            let j: Vec<String> = missing.iter().map(|&i| spec(i)).collect();
+            let j: Vec<String> = missing.iter().map(|&i| voter_spec(i)).collect();
             (Some(j.join(",")), None)
         } else if missing.is_empty() && !stopping && !idle_spares.is_empty() && rng.gen_bool(0.75) {
             let i = idle_spares[rng.gen_range(0..idle_spares.len())];
             adds_spare = true;
-            (Some(spare_spec(i)), None)
+            (Some(voter_spec(i)), None)
         } else if missing.is_empty() && !stopping && !voters.is_empty() {
             // Any voter, a spare that joined included.
             (

@@ -1734,16 +1734,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let done: Done = match &self.early {
+        let ack: Done = Box::new(move |r| callback.log_io_completed(r));
+        let done = match &self.early {
             Some(gate) => {
                 let vote = self.shared.state.lock().vote;
-                gate.on_append(
-                    vote.as_ref(),
-                    &entries,
-                    Box::new(move |r| callback.log_io_completed(r)),
-                )
+                gate.on_append(vote.as_ref(), &entries, ack)
             }
-            None => Box::new(move |r| callback.log_io_completed(r)),
+            None => ack,
         };
         self.enqueue(entries, done)
             .map_err(|e| write_error(ErrorSubject::Logs, e))
