@@ -790,6 +790,80 @@ async fn reconfig_adds_and_removes_observers_and_voters() {
     );
 }
 
+/// The way to replace a dead voter, as with ZooKeeper: start a new server whose zoo.cfg lists
+/// the ensemble and itself, add it, remove the dead one. The new voter is counted in the new
+/// configuration's quorum once it has caught up as a learner, so adding it works while a voter
+/// is down. Adding a server that is not running finds no quorum and leaves the members as they
+/// were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_voter_is_replaced_by_adding_a_new_server_and_removing_it() {
+    use zookeeper_client::Error;
+    let mut cluster = Cluster::with(4, 0, 4000, false);
+    cluster.leave_out(3);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    let leader = cluster.leader().await;
+    let dead = (0..3).find(|&i| i != leader).unwrap();
+    let admin = connect(&cluster.addr(leader)).await;
+    admin.auth("digest", b"super:test").await.unwrap();
+    admin.create("/before", b"b", &open()).await.unwrap();
+    cluster.kill(dead);
+
+    // Server 4 is not running yet: three voters of four are needed, two are in sync.
+    let (data, _) = admin.get_config().await.unwrap();
+    let (members, _) = config_of(&data);
+    assert_eq!(
+        reconfig(&admin, &[&cluster.lines[3]], &[], None)
+            .await
+            .unwrap_err(),
+        Error::UnexpectedErrorCode(-13), // NEWCONFIGNOQUORUM, which this client does not name
+    );
+    let (data, _) = admin.get_config().await.unwrap();
+    assert_eq!(
+        config_of(&data).0,
+        members,
+        "a refused reconfig changes no member"
+    );
+
+    // Running, it joins, catches up and makes the third voter in sync.
+    cluster.start(3);
+    eventually("server 4 answers", || async {
+        srvr(&cluster.addr(3)).await.contains("Mode:")
+    })
+    .await;
+    let (data, _) = reconfig(&admin, &[&cluster.lines[3]], &[], None)
+        .await
+        .unwrap();
+    let (lines, _) = config_of(&data);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3], cluster.lines[3].replacen(";", ":participant;", 1));
+    let dead_id = (dead + 1).to_string();
+    let (data, _) = reconfig(&admin, &[], &[&dead_id], None).await.unwrap();
+    let (lines, _) = config_of(&data);
+    assert_eq!(lines.len(), 3);
+    assert!(!lines
+        .iter()
+        .any(|l| l.starts_with(&format!("server.{dead_id}="))));
+
+    // The new voter follows, has what was written before it came, and takes writes; the
+    // remaining three make the quorum without the dead server.
+    eventually("server 4 follows", || async {
+        srvr(&cluster.addr(3)).await.contains("Mode: follower")
+    })
+    .await;
+    let new = connect(&cluster.addr(3)).await;
+    new.sync("/before").await.unwrap();
+    assert_eq!(new.get_data("/before").await.unwrap().0, b"b");
+    new.create("/through-the-new-voter", b"n", &open())
+        .await
+        .unwrap();
+    let other = (0..3).find(|&i| i != leader && i != dead).unwrap();
+    let c = connect(&cluster.addr(other)).await;
+    c.sync("/through-the-new-voter").await.unwrap();
+    assert_eq!(c.get_data("/through-the-new-voter").await.unwrap().0, b"n");
+}
+
 /// A bare ZooKeeper connection: the handshake only (retried for up to 30 s while the server
 /// refuses sessions, e.g. before it knows the leader), then the socket to watch.
 async fn raw_session(

@@ -13,7 +13,7 @@
 
 use crate::config::{ServerRole, ServerSpec};
 use crate::core::Core;
-use crate::raft::peer::Peers;
+use crate::raft::peer::{Call, Peers};
 use crate::raft::types::{NodeId, Raft};
 use concord_jute::ErrorCode;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
@@ -205,6 +205,53 @@ pub fn plan(current: &Members, args: &ReconfigArgs) -> Result<Members, ErrorCode
     Ok(next)
 }
 
+/// Waits until each of `ids` (learners just added) has the log up to `index`, for at most
+/// `limit`, and no longer once `silence` has passed without a word from one of them (a server
+/// that stopped is not waited for the whole time).
+async fn catch_up(
+    raft: &Raft,
+    peers: &Peers,
+    ids: &BTreeSet<NodeId>,
+    index: u64,
+    limit: Duration,
+    silence: Duration,
+) {
+    let start = tokio::time::Instant::now();
+    loop {
+        let done = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let r = m.replication.as_ref();
+            ids.iter().all(|id| {
+                r.and_then(|r| r.get(id).copied().flatten())
+                    .is_some_and(|l| l.index >= index)
+            })
+        };
+        let waited = start.elapsed();
+        if done
+            || waited >= limit
+            || (waited >= silence && ids.iter().any(|&id| !peers.heard_within(id, silence)))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many of `voters` are this server (the leader) or members connected and keeping up.
+fn in_sync(
+    m: &RaftMetrics<NodeId, BasicNode>,
+    peers: &Peers,
+    my_id: NodeId,
+    voters: &BTreeSet<NodeId>,
+    within: Duration,
+) -> usize {
+    voters
+        .iter()
+        .filter(|&&id| id == my_id || synced(m, peers, id, within))
+        .count()
+}
+
 /// Whether `id`, a member in `m`, is connected and keeping up, so that it can count toward the
 /// quorum of a new configuration.
 fn synced(m: &RaftMetrics<NodeId, BasicNode>, peers: &Peers, id: NodeId, within: Duration) -> bool {
@@ -260,16 +307,63 @@ pub async fn run(
     if args.from_version != -1 && args.from_version != version {
         return Err(ErrorCode::BadVersion);
     }
-    let current = Members::of(effective.membership());
+    let mut current = Members::of(effective.membership());
     let next = plan(&current, &args)?;
     let voters = next.voters();
     let within = Duration::from_millis(core.config.raft.election_timeout_max_ms);
-    let in_sync = voters
-        .iter()
-        .filter(|&&id| id == core.my_id || synced(&m, peers, id, within))
-        .count();
-    if in_sync * 2 <= voters.len() {
-        return Err(ErrorCode::NewConfigNoQuorum);
+    if in_sync(&m, peers, core.my_id, &voters, within) * 2 <= voters.len() {
+        // ZooKeeper counts a joining server that has connected and synced as a non-voting
+        // follower. Here a server is sent the log only once it is a member: the voters to be
+        // that are not members yet join as learners (observers) first, get the time a
+        // ZooKeeper follower gets to sync (initLimit ticks), and are counted then.
+        let newcomers: BTreeMap<NodeId, BasicNode> = next
+            .0
+            .iter()
+            .filter(|(id, _)| voters.contains(id) && !current.0.contains_key(id))
+            .map(|(id, s)| (*id, BasicNode::new(s.to_string())))
+            .collect();
+        if newcomers.is_empty() {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        if !args.authorized {
+            return Err(ErrorCode::NoAuth);
+        }
+        // Only a server that answers can catch up and count: one that does not (not started
+        // yet, or unreachable) is not waited for.
+        let mut up = BTreeSet::new();
+        for (&id, node) in &newcomers {
+            let link = peers.link(id, crate::raft::peer::peer_addr(id, node));
+            // A second try once the link may dial again, should it have tried just before.
+            for attempt in 0..2 {
+                if attempt > 0 {
+                    tokio::time::sleep(crate::raft::peer::REDIAL).await;
+                }
+                if link.call(Call::Formed, within).await.is_ok() {
+                    up.insert(id);
+                    break;
+                }
+            }
+        }
+        if (in_sync(&m, peers, core.my_id, &voters, within) + up.len()) * 2 <= voters.len() {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        let ids: BTreeSet<NodeId> = newcomers.keys().copied().collect();
+        tracing::info!(servers = ?ids, "reconfig: the new voters join as learners to catch up first");
+        let added = change(raft, ChangeMembers::AddNodes(newcomers)).await?;
+        let sync_time = Duration::from_millis(
+            u64::from(core.config.init_limit) * u64::from(core.config.tick_time_ms),
+        );
+        // Long enough for openraft to try a server it could not reach at first again twice.
+        let silence = within.max(3 * crate::raft::peer::UNREACHABLE_RETRY);
+        catch_up(raft, peers, &up, added, sync_time, silence).await;
+        let m = raft.metrics().borrow().clone();
+        if in_sync(&m, peers, core.my_id, &voters, within) * 2 <= voters.len() {
+            // A refused reconfig leaves the members as they were.
+            tracing::info!(servers = ?ids, "reconfig: no quorum with the new voters; removing them again");
+            change(raft, ChangeMembers::RemoveNodes(ids)).await?;
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        current = Members::of(m.membership_config.membership());
     }
     if !args.authorized {
         return Err(ErrorCode::NoAuth);

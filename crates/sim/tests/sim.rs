@@ -96,15 +96,19 @@ fn membership_changes_under_faults_stay_linearizable() {
 #[test]
 fn servers_added_under_faults_stay_linearizable() {
     for servers in [3, 5] {
-        // Seeds in which the spare does join on both 3 and 5 servers: under these faults most
-        // additions find no quorum of the new config in sync (NEWCONFIGNOQUORUM), and only
-        // about one run in five adds the spare.
-        let added = run_reconfig_seeds(servers, 1, 7..=12)
+        // The spare joins as a learner, catches up, and is counted in the new config's
+        // quorum; under these faults about half the runs add it (one in five did while a
+        // server outside the membership could not count: NEWCONFIGNOQUORUM whenever any
+        // member was unreachable).
+        let added = run_reconfig_seeds(servers, 1, 1..=12)
             .get("spare added")
             .copied()
             .unwrap_or(0);
-        // A run that never added the spare would prove nothing about adding servers.
-        assert!(added >= 1, "{servers} servers: the spare was never added");
+        // Adding servers must be exercised, not merely attempted.
+        assert!(
+            added >= 4,
+            "{servers} servers: the spare was added only {added} times"
+        );
     }
 }
 

@@ -50,7 +50,7 @@ const SILENCE: Duration = Duration::from_secs(5);
 /// Dials to one peer start at most this often. openraft gives up on a heartbeat after 50 ms
 /// and calls again: without a pause, a peer that does not answer would get a new connection
 /// attempt with every heartbeat.
-const REDIAL: Duration = Duration::from_millis(250);
+pub const REDIAL: Duration = Duration::from_millis(250);
 /// How long the leader waits before trying again to reach a peer it found unreachable
 /// (openraft's backoff). A server that starts up hears from the leader within about this long,
 /// which is why it listens for longer before it campaigns (see `cluster::listen_first`).
