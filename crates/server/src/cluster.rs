@@ -244,7 +244,7 @@ async fn group_exists(
 ) -> Option<bool> {
     let mut asks = tokio::task::JoinSet::new();
     for (id, node) in voters.iter().filter(|(id, _)| **id != my_id) {
-        let link = peers.link(*id, crate::raft::peer::peer_addr(*id, node));
+        let link = peers.link_to(*id, node);
         asks.spawn(async move { link.call(Call::Formed, FORMED_TIMEOUT).await });
     }
     let mut without = usize::from(voters.contains_key(&my_id));

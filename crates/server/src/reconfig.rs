@@ -311,7 +311,8 @@ pub async fn run(
     let next = plan(&current, &args)?;
     let voters = next.voters();
     let within = Duration::from_millis(core.config.raft.election_timeout_max_ms);
-    if in_sync(&m, peers, core.my_id, &voters, within) * 2 <= voters.len() {
+    let have = in_sync(&m, peers, core.my_id, &voters, within);
+    if have * 2 <= voters.len() {
         // ZooKeeper counts a joining server that has connected and synced as a non-voting
         // follower. Here a server is sent the log only once it is a member: the voters to be
         // that are not members yet join as learners (observers) first, get the time a
@@ -332,7 +333,7 @@ pub async fn run(
         // yet, or unreachable) is not waited for.
         let mut up = BTreeSet::new();
         for (&id, node) in &newcomers {
-            let link = peers.link(id, crate::raft::peer::peer_addr(id, node));
+            let link = peers.link_to(id, node);
             // A second try once the link may dial again, should it have tried just before.
             for attempt in 0..2 {
                 if attempt > 0 {
@@ -344,7 +345,7 @@ pub async fn run(
                 }
             }
         }
-        if (in_sync(&m, peers, core.my_id, &voters, within) + up.len()) * 2 <= voters.len() {
+        if (have + up.len()) * 2 <= voters.len() {
             return Err(ErrorCode::NewConfigNoQuorum);
         }
         let ids: BTreeSet<NodeId> = newcomers.keys().copied().collect();

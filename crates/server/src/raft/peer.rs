@@ -488,6 +488,11 @@ impl Peers {
         }
     }
 
+    /// The link to `target`, a membership node (or one about to be).
+    pub fn link_to(&self, target: NodeId, node: &BasicNode) -> Arc<Link> {
+        self.link(target, peer_addr(target, node))
+    }
+
     /// The link to `target`, found through the membership `raft` last reported.
     pub fn link_via(&self, raft: &Raft, target: NodeId) -> Option<Arc<Link>> {
         let node = raft
@@ -497,7 +502,7 @@ impl Peers {
             .membership()
             .get_node(&target)
             .cloned()?;
-        Some(self.link(target, peer_addr(target, &node)))
+        Some(self.link_to(target, &node))
     }
 }
 
@@ -518,7 +523,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerFactory {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
             target,
-            link: self.0.link(target, peer_addr(target, node)),
+            link: self.0.link_to(target, node),
             early: self.0.early.clone(),
         }
     }
