@@ -65,7 +65,7 @@ impl<W: Write> CrcWriter<W> {
     }
 }
 
-/// Writes the frozen tree to `w`.
+/// Writes the frozen tree to `w` in pieces of about 64 KiB (`w` need not be buffered).
 pub fn write_snapshot<W: Write>(t: &FrozenTree, w: W) -> io::Result<()> {
     let mut cw = CrcWriter {
         inner: w,
@@ -100,9 +100,10 @@ pub fn write_snapshot<W: Write>(t: &FrozenTree, w: W) -> io::Result<()> {
     }
     cw.buf.push(0);
     cw.flush_buf()?;
-    let crc = cw.crc;
-    cw.inner.write_all(&crc.to_be_bytes())?;
-    cw.inner.write_all(END)?;
+    let mut tail = [0u8; 12];
+    tail[..4].copy_from_slice(&cw.crc.to_be_bytes());
+    tail[4..].copy_from_slice(END);
+    cw.inner.write_all(&tail)?;
     cw.inner.flush()
 }
 

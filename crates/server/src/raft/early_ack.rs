@@ -1,5 +1,6 @@
-//! Early acknowledgement of the leader's own appends, so that its fsync and the followers'
-//! fsyncs run side by side instead of one after the other.
+//! Early acknowledgement of appends to openraft, so that the leader's fsync and the
+//! followers' run side by side instead of one after the other, and a follower's openraft is
+//! not held up by its own fsync.
 //!
 //! openraft 0.9 replicates an entry only once the leader's own append of it has been reported
 //! durable (`RaftCore::append_to_log` awaits the log's flush callback before the replication
@@ -19,14 +20,21 @@
 //! Raft requires. If the leader crashes before its sync, the entry may be lost, but nobody saw
 //! it committed, exactly as with an entry that never reached a majority.
 //!
+//! A follower's core, too, waits for each append's fsync before it handles the next request,
+//! so a commit index that arrived with new entries was applied only after those entries were
+//! synced. A follower therefore reports its leader's batches durable to its own openraft at
+//! once as well; what the leader counts is the follower's answer, which `peer::serve_conn`
+//! sends only once the entries it acknowledges are durable here
+//! ([`EarlyAck::wait_durable`]), and the state machine waits for them as on the leader.
+//!
 //! A leader that restarts does not lead on in its old term (see [`EarlyAck::restored_vote`]).
 //!
 //! Only appends that are safe to count early are acknowledged early: every entry a client
-//! batch written by this server as the leader of its current (committed) vote, following an
-//! entry of the same leadership. Blank and membership entries are acknowledged only once
-//! durable, so a membership change never goes ahead on a leader's undurable copy of the
-//! previous one, and a follower's appends (entries of another leader) never are, since the
-//! leader counts the follower's acknowledgement as its copy being on disk.
+//! batch of the leader of the current (committed) vote, following an entry of the same
+//! leadership. Blank and membership entries are acknowledged only once durable, so a
+//! membership change never goes ahead on an undurable copy of the previous one, and entries
+//! of older leaders (a catching-up follower, or a new leader's old entries sent back) wait for
+//! their sync too.
 
 use super::types::{Entry, LogId, NodeId, Vote};
 use openraft::EntryPayload;
@@ -145,7 +153,6 @@ impl EarlyAck {
                 match (vote, prev) {
                     (Some(v), Some(prev)) => {
                         v.committed
-                            && v.leader_id.node_id == self.my_id
                             && prev.leader_id == v.leader_id
                             && prev.index + 1 == first.log_id.index
                             && entries.iter().all(|e| {
@@ -311,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_leaders_own_batches_after_its_own_entries_are_acknowledged_early() {
+    fn only_batches_of_the_current_leader_after_its_own_entries_are_acknowledged_early() {
         let gate = EarlyAck::new(1, true);
         let v = leader_vote(2, 1);
         // The leadership's first entry (blank) waits for its sync; so does one before it.
@@ -343,15 +350,18 @@ mod tests {
         let (early, done) = append(&gate, &Vote::new(2, 1), &[batch(2, 1, 10)]);
         assert!(!early, "a candidate's vote");
         done(Ok(()));
-        // A follower appending entries of leader 1 (itself in an old term, or another server)
-        // never acknowledges early.
+        // A follower appending its leader's batches acknowledges them early too, under the
+        // same rules (its answer to the leader waits for the sync: `peer::serve_conn`).
         let follower = EarlyAck::new(2, true);
         let (early, done) = append(&follower, &v, &[blank(2, 1, 2)]);
-        assert!(!early);
+        assert!(!early, "the leader's blank entry");
         done(Ok(()));
-        let (early, done) = append(&follower, &v, &[batch(2, 1, 3)]);
-        assert!(!early, "a follower's append");
+        let (early, d3) = append(&follower, &v, &[batch(2, 1, 3)]);
+        assert!(early, "a follower's append of its leader's batch");
+        let (early, done) = append(&follower, &v, &[batch(1, 3, 4)]);
+        assert!(!early, "an entry of an older leader");
         done(Ok(()));
+        d3(Ok(()));
         let newer = leader_vote(3, 2);
         let (early, done) = append(&gate, &newer, &[batch(2, 1, 11)]);
         assert!(

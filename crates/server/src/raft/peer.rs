@@ -684,7 +684,25 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let body = match call {
-                        Call::Append(rpc) => ReplyBody::Append(raft.append_entries(rpc).await),
+                        Call::Append(rpc) => {
+                            let upto = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+                            let r = raft.append_entries(rpc).await;
+                            // The leader counts a success as the entries being on this
+                            // server's disk; this server's own openraft may have been told
+                            // earlier (see `early_ack`), so the answer waits for the sync.
+                            let durable = match &r {
+                                Ok(AppendEntriesResponse::Success) => upto,
+                                Ok(AppendEntriesResponse::PartialSuccess(l)) => *l,
+                                _ => None,
+                            };
+                            if let Some(l) = durable {
+                                if let Err(e) = core.early.wait_durable(l.index).await {
+                                    tracing::error!("not acknowledging an append: {e}");
+                                    return;
+                                }
+                            }
+                            ReplyBody::Append(r)
+                        }
                         Call::Vote(rpc) => ReplyBody::Vote(raft.vote(rpc).await),
                         Call::Snapshot(rpc) => {
                             ReplyBody::Snapshot(raft.install_snapshot(rpc).await)
