@@ -685,16 +685,7 @@ async fn reconfig_adds_and_removes_observers_and_voters() {
     // The new server starts, catches up and serves as an observer.
     admin.create("/before", b"b", &open()).await.unwrap();
     cluster.start(3);
-    eventually("server 4 serves as an observer", || async {
-        srvr(&cluster.addr(3)).await.contains("Mode: observer")
-    })
-    .await;
-    let obs = connect(&cluster.addr(3)).await;
-    obs.sync("/before").await.unwrap();
-    assert_eq!(obs.get_data("/before").await.unwrap().0, b"b");
-    obs.create("/through-observer", b"o", &open())
-        .await
-        .unwrap();
+    let obs = serves_as(&cluster, 3, "observer", "/through-observer", b"o").await;
     let (data, _) = obs.get_config().await.unwrap();
     assert_eq!(config_of(&data).0.len(), 4);
 
@@ -848,20 +839,27 @@ async fn a_dead_voter_is_replaced_by_adding_a_new_server_and_removing_it() {
 
     // The new voter follows, has what was written before it came, and takes writes; the
     // remaining three make the quorum without the dead server.
-    eventually("server 4 follows", || async {
-        srvr(&cluster.addr(3)).await.contains("Mode: follower")
-    })
-    .await;
-    let new = connect(&cluster.addr(3)).await;
-    new.sync("/before").await.unwrap();
-    assert_eq!(new.get_data("/before").await.unwrap().0, b"b");
-    new.create("/through-the-new-voter", b"n", &open())
-        .await
-        .unwrap();
+    serves_as(&cluster, 3, "follower", "/through-the-new-voter", b"n").await;
     let other = (0..3).find(|&i| i != leader && i != dead).unwrap();
     let c = connect(&cluster.addr(other)).await;
     c.sync("/through-the-new-voter").await.unwrap();
     assert_eq!(c.get_data("/through-the-new-voter").await.unwrap().0, b"n");
+}
+
+/// Waits until server `i` (one that just joined) reports `mode`, then checks through a client
+/// of its own that it has `/before` (value "b", written before it joined) and takes a write:
+/// creates `path` with `value`. Returns the client.
+async fn serves_as(cluster: &Cluster, i: usize, mode: &str, path: &str, value: &[u8]) -> Client {
+    let want = format!("Mode: {mode}");
+    eventually(&format!("server {} serves as {mode}", i + 1), || async {
+        srvr(&cluster.addr(i)).await.contains(&want)
+    })
+    .await;
+    let c = connect(&cluster.addr(i)).await;
+    c.sync("/before").await.unwrap();
+    assert_eq!(c.get_data("/before").await.unwrap().0, b"b");
+    c.create(path, value, &open()).await.unwrap();
+    c
 }
 
 /// A bare ZooKeeper connection: the handshake only (retried for up to 30 s while the server

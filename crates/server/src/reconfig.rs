@@ -252,6 +252,57 @@ fn in_sync(
         .count()
 }
 
+/// Adds `newcomers`, voters of the next configuration that are not members yet, as learners,
+/// lets them catch up, and returns the members then if the next configuration's `voters` have
+/// a quorum in sync counting them (`have` are in sync without them); otherwise removes them
+/// again and answers NEWCONFIGNOQUORUM.
+async fn join_as_learners(
+    core: &Core,
+    raft: &Raft,
+    peers: &Peers,
+    newcomers: BTreeMap<NodeId, BasicNode>,
+    voters: &BTreeSet<NodeId>,
+    have: usize,
+    within: Duration,
+) -> Result<Members, ErrorCode> {
+    // Only a server that answers can catch up and count: one that does not (not started
+    // yet, or unreachable) is not waited for.
+    let mut up = BTreeSet::new();
+    for (&id, node) in &newcomers {
+        let link = peers.link_to(id, node);
+        // A second try once the link may dial again, should it have tried just before.
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(crate::raft::peer::REDIAL).await;
+            }
+            if link.call(Call::Formed, within).await.is_ok() {
+                up.insert(id);
+                break;
+            }
+        }
+    }
+    if (have + up.len()) * 2 <= voters.len() {
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    let ids: BTreeSet<NodeId> = newcomers.keys().copied().collect();
+    tracing::info!(servers = ?ids, "reconfig: the new voters join as learners to catch up first");
+    let added = change(raft, ChangeMembers::AddNodes(newcomers)).await?;
+    let sync_time = Duration::from_millis(
+        u64::from(core.config.init_limit) * u64::from(core.config.tick_time_ms),
+    );
+    // Long enough for openraft to try a server it could not reach at first again twice.
+    let silence = within.max(3 * crate::raft::peer::UNREACHABLE_RETRY);
+    catch_up(raft, peers, &up, added, sync_time, silence).await;
+    let m = raft.metrics().borrow().clone();
+    if in_sync(&m, peers, core.my_id, voters, within) * 2 <= voters.len() {
+        // A refused reconfig leaves the members as they were.
+        tracing::info!(servers = ?ids, "reconfig: no quorum with the new voters; removing them again");
+        change(raft, ChangeMembers::RemoveNodes(ids)).await?;
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    Ok(Members::of(m.membership_config.membership()))
+}
+
 /// Whether `id`, a member in `m`, is connected and keeping up, so that it can count toward the
 /// quorum of a new configuration.
 fn synced(m: &RaftMetrics<NodeId, BasicNode>, peers: &Peers, id: NodeId, within: Duration) -> bool {
@@ -312,62 +363,25 @@ pub async fn run(
     let voters = next.voters();
     let within = Duration::from_millis(core.config.raft.election_timeout_max_ms);
     let have = in_sync(&m, peers, core.my_id, &voters, within);
-    if have * 2 <= voters.len() {
-        // ZooKeeper counts a joining server that has connected and synced as a non-voting
-        // follower. Here a server is sent the log only once it is a member: the voters to be
-        // that are not members yet join as learners (observers) first, get the time a
-        // ZooKeeper follower gets to sync (initLimit ticks), and are counted then.
-        let newcomers: BTreeMap<NodeId, BasicNode> = next
-            .0
-            .iter()
-            .filter(|(id, _)| voters.contains(id) && !current.0.contains_key(id))
-            .map(|(id, s)| (*id, BasicNode::new(s.to_string())))
-            .collect();
-        if newcomers.is_empty() {
-            return Err(ErrorCode::NewConfigNoQuorum);
-        }
-        if !args.authorized {
-            return Err(ErrorCode::NoAuth);
-        }
-        // Only a server that answers can catch up and count: one that does not (not started
-        // yet, or unreachable) is not waited for.
-        let mut up = BTreeSet::new();
-        for (&id, node) in &newcomers {
-            let link = peers.link_to(id, node);
-            // A second try once the link may dial again, should it have tried just before.
-            for attempt in 0..2 {
-                if attempt > 0 {
-                    tokio::time::sleep(crate::raft::peer::REDIAL).await;
-                }
-                if link.call(Call::Formed, within).await.is_ok() {
-                    up.insert(id);
-                    break;
-                }
-            }
-        }
-        if (have + up.len()) * 2 <= voters.len() {
-            return Err(ErrorCode::NewConfigNoQuorum);
-        }
-        let ids: BTreeSet<NodeId> = newcomers.keys().copied().collect();
-        tracing::info!(servers = ?ids, "reconfig: the new voters join as learners to catch up first");
-        let added = change(raft, ChangeMembers::AddNodes(newcomers)).await?;
-        let sync_time = Duration::from_millis(
-            u64::from(core.config.init_limit) * u64::from(core.config.tick_time_ms),
-        );
-        // Long enough for openraft to try a server it could not reach at first again twice.
-        let silence = within.max(3 * crate::raft::peer::UNREACHABLE_RETRY);
-        catch_up(raft, peers, &up, added, sync_time, silence).await;
-        let m = raft.metrics().borrow().clone();
-        if in_sync(&m, peers, core.my_id, &voters, within) * 2 <= voters.len() {
-            // A refused reconfig leaves the members as they were.
-            tracing::info!(servers = ?ids, "reconfig: no quorum with the new voters; removing them again");
-            change(raft, ChangeMembers::RemoveNodes(ids)).await?;
-            return Err(ErrorCode::NewConfigNoQuorum);
-        }
-        current = Members::of(m.membership_config.membership());
+    let short = have * 2 <= voters.len();
+    // ZooKeeper counts a joining server that has connected and synced as a non-voting
+    // follower. Here a server is sent the log only once it is a member: the voters to be that
+    // are not members yet join as learners (observers) first, get the time a ZooKeeper
+    // follower gets to sync (initLimit ticks), and are counted then.
+    let newcomers: BTreeMap<NodeId, BasicNode> = next
+        .0
+        .iter()
+        .filter(|(id, _)| short && voters.contains(id) && !current.0.contains_key(id))
+        .map(|(id, s)| (*id, BasicNode::new(s.to_string())))
+        .collect();
+    if short && newcomers.is_empty() {
+        return Err(ErrorCode::NewConfigNoQuorum);
     }
     if !args.authorized {
         return Err(ErrorCode::NoAuth);
+    }
+    if short {
+        current = join_as_learners(core, raft, peers, newcomers, &voters, have, within).await?;
     }
     let set: BTreeMap<NodeId, BasicNode> = next
         .0

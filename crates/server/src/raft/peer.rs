@@ -684,25 +684,10 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let body = match call {
-                        Call::Append(rpc) => {
-                            let upto = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
-                            let r = raft.append_entries(rpc).await;
-                            // The leader counts a success as the entries being on this
-                            // server's disk; this server's own openraft may have been told
-                            // earlier (see `early_ack`), so the answer waits for the sync.
-                            let durable = match &r {
-                                Ok(AppendEntriesResponse::Success) => upto,
-                                Ok(AppendEntriesResponse::PartialSuccess(l)) => *l,
-                                _ => None,
-                            };
-                            if let Some(l) = durable {
-                                if let Err(e) = core.early.wait_durable(l.index).await {
-                                    tracing::error!("not acknowledging an append: {e}");
-                                    return;
-                                }
-                            }
-                            ReplyBody::Append(r)
-                        }
+                        Call::Append(rpc) => match append_durably(&core, &raft, rpc).await {
+                            Some(r) => ReplyBody::Append(r),
+                            None => return,
+                        },
                         Call::Vote(rpc) => ReplyBody::Vote(raft.vote(rpc).await),
                         Call::Snapshot(rpc) => {
                             ReplyBody::Snapshot(raft.install_snapshot(rpc).await)
@@ -730,6 +715,31 @@ pub async fn serve_conn(core: Arc<Core>, raft: Raft, mut r: BoxRead, w: BoxWrite
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Hands `rpc` to openraft and returns its answer once the entries a success acknowledges are
+/// durable here: the leader counts a success as the entries being on this server's disk, and
+/// this server's own openraft may have been told earlier (see `early_ack`). None if they could
+/// not be synced (nothing is answered then).
+async fn append_durably(
+    core: &Core,
+    raft: &Raft,
+    rpc: AppendEntriesRequest<TypeConfig>,
+) -> Option<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
+    let upto = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+    let r = raft.append_entries(rpc).await;
+    let durable = match &r {
+        Ok(AppendEntriesResponse::Success) => upto,
+        Ok(AppendEntriesResponse::PartialSuccess(l)) => *l,
+        _ => None,
+    };
+    if let Some(l) = durable {
+        if let Err(e) = core.early.wait_durable(l.index).await {
+            tracing::error!("not acknowledging an append: {e}");
+            return None;
+        }
+    }
+    Some(r)
 }
 
 /// The connection from `from` ended (closed or reset, not timed out). If `from` is this

@@ -153,8 +153,8 @@ fn write_file(dir: &Path, meta: &Meta, tree: &FrozenTree) -> std::io::Result<Pat
     let name = format!("snapshot-{index:020}-{term}.snap");
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(&name);
-    // No BufWriter: `write_snapshot` already writes in 64 KiB pieces, and copying them into
-    // a second buffer cost as much CPU as encoding the nodes.
+    // No BufWriter: `write_snapshot` already writes in 64 KiB pieces, so a second buffer
+    // would only copy each of them once more.
     let mut f = Paced::new(fs::File::create(&tmp)?);
     let meta_bytes = postcard::to_stdvec(meta).map_err(std::io::Error::other)?;
     let mut head = Vec::with_capacity(MAGIC.len() + meta_bytes.len() + 8);
