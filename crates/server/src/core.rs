@@ -216,6 +216,10 @@ pub struct Stats {
     pub entries_applied: AtomicU64,
     /// Txns applied.
     pub txns_applied: AtomicU64,
+    /// Snapshots this server wrote of its own tree.
+    pub snapshots_written: AtomicU64,
+    /// Snapshots this server installed from its leader.
+    pub snapshots_installed: AtomicU64,
 }
 
 impl Stats {

@@ -411,6 +411,14 @@ pub fn monitor(core: &Core) -> Vec<(&'static str, Value)> {
             "txns_applied",
             json!(s.txns_applied.load(Ordering::Relaxed)),
         ),
+        (
+            "snapshots_written",
+            json!(s.snapshots_written.load(Ordering::Relaxed)),
+        ),
+        (
+            "snapshots_installed",
+            json!(s.snapshots_installed.load(Ordering::Relaxed)),
+        ),
         ("resident_memory_bytes", json!(rss)),
         (
             "uptime_ms",

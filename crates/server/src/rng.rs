@@ -22,13 +22,19 @@ pub fn set_clock(clock: Option<fn() -> i64>) {
     CLOCK.with(|c| c.set(clock));
 }
 
+/// Whether this thread runs a simulation (a simulated clock is set): file work then runs
+/// inline, where another thread would finish at a time the simulation does not control.
+pub fn simulated() -> bool {
+    CLOCK.with(|c| c.get()).is_some()
+}
+
 /// Runs blocking work (file system calls) off the async threads with `spawn_blocking`, or
 /// inline in a simulation (see [`set_clock`]), where another thread would finish at a time
 /// the simulation does not control.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<T> {
-    if CLOCK.with(|c| c.get()).is_some() {
+    if simulated() {
         return Ok(f());
     }
     tokio::task::spawn_blocking(f)

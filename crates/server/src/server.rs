@@ -145,7 +145,7 @@ pub async fn start_on<L: ServerLog>(
         election_timeout_max: config.raft.election_timeout_max_ms,
         heartbeat_interval: config.raft.heartbeat_interval_ms,
         snapshot_policy: SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: log_kept_after_snapshot(config.snap_count),
         // A snapshot's last chunk is installed before it is answered: a big tree takes seconds.
         install_snapshot_timeout: 60_000,
         // A cluster server listens for a leader before it campaigns (`cluster::listen_first`).
@@ -451,6 +451,14 @@ async fn snapshot_trigger(core: Arc<Core>, raft: Raft) {
         // Raft builds it in the background; do not ask again until it has started.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Log entries kept behind a snapshot, so a follower that is only a little behind catches up
+/// from the log rather than from a whole snapshot: 1000, but never more than half of
+/// `snap_count` (the txns between snapshots; an entry holds one or more), so a small snapCount
+/// also keeps the log small.
+pub fn log_kept_after_snapshot(snap_count: u64) -> u64 {
+    (snap_count / 2).clamp(1, 1000)
 }
 
 /// Whether `config` describes a group of more than one server.

@@ -7,6 +7,7 @@ use crate::lincheck::{self, Entry, Op, Outcome, State};
 use crate::net::SimNet;
 use concord_jute::{Acl, CreateRequest, ErrorCode, Request, Response};
 use concord_server::config::Config;
+use concord_server::core::Core;
 use concord_server::server::start_on;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -75,6 +76,10 @@ pub struct Report {
     pub faults: BTreeMap<&'static str, usize>,
     /// Unsynced log entries lost in crashes.
     pub lost_unsynced: u64,
+    /// Snapshots the servers wrote of their trees, over all their starts.
+    pub snapshots_written: u64,
+    /// Snapshots servers installed from their leader (catching up past a purged log).
+    pub snapshots_installed: u64,
     /// Simulated time the run took.
     pub sim_time: Duration,
     /// A digest of every client's history: equal for two runs of the same seed.
@@ -125,10 +130,14 @@ const CLIENT_PORT: u16 = 2181;
 const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+/// Small, so that every server snapshots many times in a run and keeps only 50 log entries
+/// behind each snapshot (`server::log_kept_after_snapshot`): a server that was down or cut
+/// off for a while catches up from a streamed snapshot.
+const SNAP_COUNT: u64 = 100;
 
 fn server_config(opts: &Options, dir: &Path, id: usize) -> Result<Config, Failure> {
     let mut text = format!(
-        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nsnapCount=1000000000\nadmin.enableServer=false\n",
+        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nsnapCount={SNAP_COUNT}\nadmin.enableServer=false\n",
         dir.join(host(id)).display()
     );
     if opts.reconfig {
@@ -223,16 +232,21 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
             }
         })
         .collect();
+    // Every server instance started, crashed or not, for its counters.
+    let started: Arc<Mutex<Vec<Arc<Core>>>> = Arc::default();
     for (i, disk) in (1..=hosts).zip(disks.iter().cloned()) {
         let cfg = server_config(opts, dir.path(), i)?;
+        let started = started.clone();
         sim.host(host(i), move || {
             let cfg = cfg.clone();
             let disk = disk.clone();
+            let started = started.clone();
             async move {
                 let log = SimLog::open(&disk);
                 let handle = start_on(cfg, Arc::new(SimNet), log)
                     .await
                     .map_err(|e| e.to_string())?;
+                started.lock().push(handle.core.clone());
                 std::future::pending::<()>().await;
                 drop(handle);
                 Ok(())
@@ -303,6 +317,10 @@ fn run_seeded(opts: &Options) -> Result<Report, Failure> {
         report.faults.insert("spare added", spares_added);
     }
     report.lost_unsynced = disks.iter().map(|d| d.lost()).sum();
+    for core in started.lock().iter() {
+        report.snapshots_written += core.stats.snapshots_written.load(Ordering::Relaxed);
+        report.snapshots_installed += core.stats.snapshots_installed.load(Ordering::Relaxed);
+    }
     drop(sim);
 
     if let Some(e) = shared.errors.lock().first() {

@@ -13,6 +13,12 @@ fn a_seed_runs_the_same_every_time() {
     assert_eq!(a.completed, b.completed);
     assert_eq!(a.faults, b.faults);
     assert_eq!(a.sim_time, b.sim_time);
+    // Snapshots are written and streamed inline, at fixed points of simulated time.
+    assert!(a.snapshots_installed > 0, "seed 7 installs a snapshot");
+    assert_eq!(
+        (a.snapshots_written, a.snapshots_installed),
+        (b.snapshots_written, b.snapshots_installed)
+    );
     let other = run(&Options::new(8, 3)).expect("seed 8 passes");
     assert_ne!(
         a.digest, other.digest,

@@ -9,7 +9,11 @@ fn run_seeds(servers: usize, seeds: std::ops::RangeInclusive<u64>) {
     run_seeds_with(servers, 0, seeds)
 }
 
+/// Runs and checks `seeds`; also checks that the runs took snapshots and that some server
+/// caught up from one its leader streamed (the servers snapshot every 50-100 txns and keep 50
+/// log entries behind a snapshot), so those paths run under the faults too.
 fn run_seeds_with(servers: usize, observers: usize, seeds: std::ops::RangeInclusive<u64>) {
+    let (mut written, mut installed) = (0, 0);
     for seed in seeds {
         let mut opts = Options::new(seed, servers);
         opts.observers = observers;
@@ -18,12 +22,19 @@ fn run_seeds_with(servers: usize, observers: usize, seeds: std::ops::RangeInclus
                 // A run that did nothing would prove nothing.
                 assert!(r.completed > 100, "seed {seed}: only {} operations completed", r.completed);
                 assert!(!r.faults.is_empty(), "seed {seed}: no fault was injected");
+                written += r.snapshots_written;
+                installed += r.snapshots_installed;
             }
             Err(f) => panic!(
                 "seed {seed} with {servers} servers and {observers} observers failed:\n{f}\nreproduce: cargo run --release -p concord-sim --bin soak -- --seed {seed} --servers {servers} --observers {observers}"
             ),
         }
     }
+    assert!(written > 0, "no server wrote a snapshot");
+    assert!(
+        installed > 0,
+        "no server installed a snapshot from its leader"
+    );
 }
 
 #[test]

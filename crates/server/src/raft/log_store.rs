@@ -1783,6 +1783,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::snap_file::SnapFile;
     use crate::raft::types::Batch;
     use openraft::storage::{
         RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta,
@@ -2546,14 +2547,14 @@ mod tests {
             self.clone()
         }
 
-        async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapFile>, StorageError> {
             Ok(mem_file(&[]))
         }
 
         async fn install_snapshot(
             &mut self,
             meta: &SnapshotMeta<u64, BasicNode>,
-            mut snapshot: Box<tokio::fs::File>,
+            mut snapshot: Box<SnapFile>,
         ) -> Result<(), StorageError> {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
             let mut data = Vec::new();
@@ -2578,12 +2579,12 @@ mod tests {
     }
 
     /// An anonymous temporary file holding `data`, positioned at its start.
-    fn mem_file(data: &[u8]) -> Box<tokio::fs::File> {
+    fn mem_file(data: &[u8]) -> Box<SnapFile> {
         use std::io::{Seek, Write};
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(data).unwrap();
         f.rewind().unwrap();
-        Box::new(tokio::fs::File::from_std(f))
+        Box::new(SnapFile::Pooled(tokio::fs::File::from_std(f)))
     }
 
     struct Builder;

@@ -7,5 +7,6 @@ pub mod peer;
 pub mod proposer;
 pub mod queue;
 pub mod runtime;
+pub mod snap_file;
 pub mod state_machine;
 pub mod types;

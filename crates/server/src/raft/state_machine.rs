@@ -5,6 +5,7 @@
 //! itself checksummed). Files are written to a temporary name, fsync'd and renamed, so a crash
 //! never leaves a half-written snapshot under a real name. The newest `retain` files are kept.
 
+use super::snap_file::SnapFile;
 use super::types::{LogId, NodeId, StorageError, TypeConfig};
 use crate::core::{Core, SmState};
 use concord_tree::snapshot::{read_snapshot, write_snapshot};
@@ -103,8 +104,8 @@ fn read_meta(path: &Path) -> Result<Meta, String> {
 }
 
 /// Opens a snapshot file for openraft, which streams it to followers that need it.
-async fn open_data(path: &Path) -> Result<Box<tokio::fs::File>, StorageError> {
-    tokio::fs::File::open(path)
+async fn open_data(path: &Path) -> Result<Box<SnapFile>, StorageError> {
+    SnapFile::open(path)
         .await
         .map(Box::new)
         .map_err(|e| io_err(ErrorVerb::Read, format!("{}: {e}", path.display())))
@@ -273,6 +274,7 @@ pub struct SnapshotBuilder {
     frozen: Option<(FrozenTree, Meta)>,
     dir: PathBuf,
     retain: usize,
+    core: Arc<Core>,
 }
 
 /// Gives the calling thread (on Linux a nice value is per thread) nice 10.
@@ -294,17 +296,22 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let retain = self.retain;
         let meta2 = meta.clone();
         let started = std::time::Instant::now();
+        let write = move || write_file(&dir, &meta2, &frozen).inspect(|_| prune(&dir, retain));
         // On its own thread at a lower CPU priority: on a small machine the writer would
-        // otherwise take a core from the write path for the whole snapshot.
+        // otherwise take a core from the write path for the whole snapshot. A simulation
+        // writes it inline, at one point in its time.
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("concord-snapshot".into())
-            .spawn(move || {
-                lower_priority();
-                let r = write_file(&dir, &meta2, &frozen).inspect(|_| prune(&dir, retain));
-                let _ = tx.send(r);
-            })
-            .map_err(|e| io_err(ErrorVerb::Write, e))?;
+        if crate::rng::simulated() {
+            let _ = tx.send(write());
+        } else {
+            std::thread::Builder::new()
+                .name("concord-snapshot".into())
+                .spawn(move || {
+                    lower_priority();
+                    let _ = tx.send(write());
+                })
+                .map_err(|e| io_err(ErrorVerb::Write, e))?;
+        }
         let path = rx
             .await
             .map_err(|_| {
@@ -315,6 +322,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             })?
             .map_err(|e| io_err(ErrorVerb::Write, e))?;
         tracing::info!(file = %path.display(), ms = started.elapsed().as_millis() as u64, "snapshot written");
+        self.core
+            .stats
+            .snapshots_written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Snapshot {
             meta,
             snapshot: open_data(&path).await?,
@@ -425,17 +436,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             frozen: Some((sm.tree.freeze(), meta)),
             dir: self.dir.clone(),
             retain: self.retain,
+            core: self.core.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapFile>, StorageError> {
         let path = self.dir.join(INCOMING);
-        tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        SnapFile::create(&path)
             .await
             .map(Box::new)
             .map_err(|e| io_err(ErrorVerb::Write, format!("{}: {e}", path.display())))
@@ -444,7 +451,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
-        mut snapshot: Box<tokio::fs::File>,
+        mut snapshot: Box<SnapFile>,
     ) -> Result<(), StorageError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let mut bytes = Vec::new();
@@ -457,7 +464,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(|e| io_err(ErrorVerb::Read, e))?;
         drop(snapshot);
-        let _ = tokio::fs::remove_file(self.dir.join(INCOMING)).await;
+        let incoming = self.dir.join(INCOMING);
+        let _ = crate::rng::blocking(move || fs::remove_file(incoming)).await;
         let (file_meta, tree_bytes) = parse_file(&bytes).map_err(|e| io_err(ErrorVerb::Read, e))?;
         if file_meta.last_log_id != meta.last_log_id {
             return Err(io_err(
@@ -474,7 +482,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         let dir = self.dir.clone();
         let retain = self.retain;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        crate::rng::blocking(move || -> std::io::Result<()> {
             let tmp = dir.join(format!("{name}.tmp"));
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
@@ -495,6 +503,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             sm.txns_since_snapshot = 0;
         }
         self.core.tree_replaced();
+        self.core
+            .stats
+            .snapshots_installed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
             index = meta.last_log_id.map_or(0, |l| l.index),
             "installed a snapshot from the leader"

@@ -15,7 +15,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = super::snap_file::SnapFile,
         AsyncRuntime = super::runtime::ConcordRuntime,
 );
 

@@ -78,13 +78,15 @@ fn main() {
                 Ok(r) => {
                     runs += 1;
                     println!(
-                        "seed {seed} servers {servers}+{}: ok in {:.1} s ({:?} simulated): {} ops, {} unknown, {} unsynced entries lost, faults {:?}, digest {:016x}",
+                        "seed {seed} servers {servers}+{}: ok in {:.1} s ({:?} simulated): {} ops, {} unknown, {} unsynced entries lost, {} snapshots written, {} installed, faults {:?}, digest {:016x}",
                         args.observers,
                         t.elapsed().as_secs_f64(),
                         r.sim_time,
                         r.completed,
                         r.unknown,
                         r.lost_unsynced,
+                        r.snapshots_written,
+                        r.snapshots_installed,
                         r.faults,
                         r.digest
                     );
