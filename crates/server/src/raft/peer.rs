@@ -809,14 +809,33 @@ async fn forwarded(core: &Core, batch: Batch) -> Result<(), String> {
     }
     // The leader's clock stamps every write, so times follow the log's order.
     let now = now_ms();
-    for (id, txn) in batch.items.iter() {
-        let mut txn = txn.clone();
+    let mut items = batch.items;
+    // A batch just decoded is not shared: its txns are moved out rather than copied.
+    let items: Vec<(u64, concord_tree::Txn)> = match Arc::get_mut(&mut items) {
+        Some(only) => only
+            .iter_mut()
+            .map(|(id, txn)| (*id, std::mem::replace(txn, placeholder())))
+            .collect(),
+        None => items.iter().cloned().collect(),
+    };
+    let stamped = items.into_iter().map(|(id, mut txn)| {
         txn.time = now;
-        if !core.queue.push(*id, txn).await {
-            return Err("the leader's write path has stopped".into());
-        }
+        (id, txn)
+    });
+    if !core.queue.push_all(stamped).await {
+        return Err("the leader's write path has stopped".into());
     }
     Ok(())
+}
+
+/// A txn that allocates nothing, left behind where a forwarded one was moved out.
+fn placeholder() -> concord_tree::Txn {
+    concord_tree::Txn {
+        session: 0,
+        time: 0,
+        auth: Vec::new(),
+        op: concord_tree::TxnOp::PurgeStale,
+    }
 }
 
 /// Accepts peer connections on `listener` until the task is stopped.

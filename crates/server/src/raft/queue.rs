@@ -54,28 +54,56 @@ impl TxnQueue {
     /// Queues `txn` (request id `id`); waits while the queue is full. Returns false, without
     /// queueing, once the write path has stopped.
     pub async fn push(&self, id: u64, txn: Txn) -> bool {
-        let mut txn = Some(txn);
+        self.push_all(std::iter::once((id, txn))).await
+    }
+
+    /// Queues `items` in order (a follower's forwarded batch); waits while the queue is full.
+    /// Returns false once the write path has stopped; the items not yet queued are dropped.
+    pub async fn push_all(&self, items: impl IntoIterator<Item = (u64, Txn)>) -> bool {
+        let mut items = items.into_iter().peekable();
         loop {
+            // Registered for a wake-up only once the queue was found full, so the common
+            // case takes the lock once and no more.
+            match self.push_some(&mut items) {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => {}
+            }
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let mut st = self.state.lock();
-                if st.closed {
-                    return false;
-                }
-                if st.items.len() < MAX_QUEUED {
-                    let was_empty = st.items.is_empty();
-                    st.items.push_back((id, txn.take().expect("pushed once")));
-                    drop(st);
-                    if was_empty {
-                        self.arrived.notify_one();
-                    }
-                    return true;
-                }
+            match self.push_some(&mut items) {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => room.await,
             }
-            room.await;
         }
+    }
+
+    /// Queues as many of `items` as there is room for: Some(true) once all are queued,
+    /// Some(false) if the queue filled first, None if it is closed.
+    fn push_some<I: Iterator<Item = (u64, Txn)>>(
+        &self,
+        items: &mut std::iter::Peekable<I>,
+    ) -> Option<bool> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return None;
+        }
+        let was_empty = st.items.is_empty();
+        while st.items.len() < MAX_QUEUED {
+            match items.next() {
+                Some(item) => st.items.push_back(item),
+                None => break,
+            }
+        }
+        let done = items.peek().is_none();
+        let arrived = was_empty && !st.items.is_empty();
+        drop(st);
+        if arrived {
+            self.arrived.notify_one();
+        }
+        Some(done)
     }
 
     /// Takes up to `max` of the oldest txns (called as an open entry is appended).
@@ -195,6 +223,30 @@ pub(crate) mod tests {
         let all = q.take(MAX_QUEUED);
         assert_eq!(all.len(), MAX_QUEUED - MAX_BATCH + 1);
         assert_eq!(all.last().unwrap().0, u64::MAX);
+    }
+
+    #[tokio::test]
+    async fn a_batch_pushed_past_the_limit_waits_and_keeps_its_order() {
+        let q = Arc::new(TxnQueue::default());
+        let n = MAX_QUEUED as u64 - 2;
+        assert!(q.push_all((0..n).map(|i| (i, txn(0)))).await);
+        // Five more: two fit, three wait for room.
+        let q2 = q.clone();
+        let rest = tokio::spawn(async move { q2.push_all((n..n + 5).map(|i| (i, txn(1)))).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!rest.is_finished(), "three of the batch have no room yet");
+        assert_eq!(q.take(MAX_BATCH).len(), MAX_BATCH);
+        assert!(rest.await.unwrap());
+        let ids: Vec<u64> = q.take(MAX_QUEUED).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), MAX_QUEUED - MAX_BATCH + 3);
+        assert!(
+            ids.windows(2).all(|w| w[0] + 1 == w[1]),
+            "in the order pushed"
+        );
+        assert_eq!(ids.last(), Some(&(n + 4)));
+        // A closed queue refuses a batch.
+        q.close();
+        assert!(!q.push_all([(9, txn(0))]).await);
     }
 
     #[tokio::test]
