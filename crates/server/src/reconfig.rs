@@ -363,24 +363,29 @@ pub async fn run(
     let voters = next.voters();
     let within = Duration::from_millis(core.config.raft.election_timeout_max_ms);
     let have = in_sync(&m, peers, core.my_id, &voters, within);
-    let short = have * 2 <= voters.len();
     // ZooKeeper counts a joining server that has connected and synced as a non-voting
-    // follower. Here a server is sent the log only once it is a member: the voters to be that
-    // are not members yet join as learners (observers) first, get the time a ZooKeeper
-    // follower gets to sync (initLimit ticks), and are counted then.
-    let newcomers: BTreeMap<NodeId, BasicNode> = next
-        .0
-        .iter()
-        .filter(|(id, _)| short && voters.contains(id) && !current.0.contains_key(id))
-        .map(|(id, s)| (*id, BasicNode::new(s.to_string())))
-        .collect();
-    if short && newcomers.is_empty() {
-        return Err(ErrorCode::NewConfigNoQuorum);
-    }
+    // follower. Here a server is sent the log only once it is a member: when the voters in
+    // sync are too few, the voters to be that are not members yet join as learners (observers)
+    // first, get the time a ZooKeeper follower gets to sync (initLimit ticks), and are
+    // counted then.
+    let newcomers = if have * 2 <= voters.len() {
+        let newcomers: BTreeMap<NodeId, BasicNode> = next
+            .0
+            .iter()
+            .filter(|(id, _)| voters.contains(id) && !current.0.contains_key(id))
+            .map(|(id, s)| (*id, BasicNode::new(s.to_string())))
+            .collect();
+        if newcomers.is_empty() {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        Some(newcomers)
+    } else {
+        None
+    };
     if !args.authorized {
         return Err(ErrorCode::NoAuth);
     }
-    if short {
+    if let Some(newcomers) = newcomers {
         current = join_as_learners(core, raft, peers, newcomers, &voters, have, within).await?;
     }
     let set: BTreeMap<NodeId, BasicNode> = next

@@ -816,7 +816,7 @@ async fn forwarded(core: &Core, batch: Batch) -> Result<(), String> {
             .iter_mut()
             .map(|(id, txn)| (*id, std::mem::replace(txn, placeholder())))
             .collect(),
-        None => items.iter().cloned().collect(),
+        None => items.to_vec(),
     };
     let stamped = items.into_iter().map(|(id, mut txn)| {
         txn.time = now;

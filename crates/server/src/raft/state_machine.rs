@@ -300,10 +300,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // On its own thread at a lower CPU priority: on a small machine the writer would
         // otherwise take a core from the write path for the whole snapshot. A simulation
         // writes it inline, at one point in its time.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if crate::rng::simulated() {
-            let _ = tx.send(write());
+        let written = if crate::rng::simulated() {
+            write()
         } else {
+            let (tx, rx) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name("concord-snapshot".into())
                 .spawn(move || {
@@ -311,16 +311,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     let _ = tx.send(write());
                 })
                 .map_err(|e| io_err(ErrorVerb::Write, e))?;
-        }
-        let path = rx
-            .await
-            .map_err(|_| {
-                io_err(
-                    ErrorVerb::Write,
-                    std::io::Error::other("snapshot thread died"),
-                )
-            })?
-            .map_err(|e| io_err(ErrorVerb::Write, e))?;
+            rx.await
+                .map_err(|_| io_err(ErrorVerb::Write, "snapshot thread died"))?
+        };
+        let path = written.map_err(|e| io_err(ErrorVerb::Write, e))?;
         tracing::info!(file = %path.display(), ms = started.elapsed().as_millis() as u64, "snapshot written");
         self.core
             .stats
