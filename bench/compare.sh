@@ -4,6 +4,10 @@
 # writes the table (with ratios, the machine and this exact command) into docs/benchmarks.md.
 #
 #   bench/compare.sh [--rounds N] [--duration SECS] [--sessions N] [--outstanding N] [--value-size BYTES]
+#   bench/compare.sh --cluster [bench/cluster.sh's options]
+#
+# --cluster compares a 3-server concord cluster with a 3-server ZooKeeper ensemble instead: it
+# runs bench/cluster.sh with the options that follow it (see `bench/cluster.sh --help`).
 #
 # It runs N rounds (default 3), each concord then ZooKeeper on fresh data directories, and reports
 # each server's median per phase and the spread of the per-round ratios: on a small shared
@@ -15,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 ROUNDS=3 DURATION=10 SESSIONS=16 OUTSTANDING=8 VALUE=100
+if [ "${1:-}" = --cluster ]; then
+    shift
+    exec "$ROOT/bench/cluster.sh" "$@"
+fi
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
