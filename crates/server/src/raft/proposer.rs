@@ -105,6 +105,11 @@ pub async fn run(core: Arc<Core>, raft: Raft, peers: Option<Arc<Peers>>) {
 }
 
 /// Sends one batch of queued txns to `leader`; the answer is awaited in the background.
+/// Neither the sending (which may first have to dial the leader) nor the wait for the answer
+/// outlasts `leader`'s leadership: once another server leads (or none), the batch is abandoned
+/// (its clients' connections were closed by the leader change, see [`Core::reset_writes`]) and
+/// its forward slot freed, so writes to the next leader never queue behind a dial to, or an
+/// answer from, a leader that was cut off silently.
 async fn forward(
     core: &Arc<Core>,
     raft: &Raft,
@@ -130,7 +135,16 @@ async fn forward(
         items: items.into(),
         open: false,
     };
-    let pending = match link.start(Call::Forward(batch)).await {
+    let mut deposed = core.leader_watch();
+    let sent = tokio::select! {
+        r = link.start(Call::Forward(batch)) => r,
+        () = leader_moved(&mut deposed, leader) => {
+            tracing::debug!(leader, "the leader changed while writes were being forwarded to it");
+            core.abandon(ids);
+            return;
+        }
+    };
+    let pending = match sent {
         Ok(p) => p,
         Err(e) => {
             // While a dead leader is being replaced this happens for every write: debug only.
@@ -141,11 +155,14 @@ async fn forward(
     };
     let core = core.clone();
     tokio::spawn(async move {
-        let failed = match pending.wait(FORWARD_TIMEOUT).await {
-            Ok(ReplyBody::Forwarded(Ok(()))) => None,
-            Ok(ReplyBody::Forwarded(Err(e))) => Some(e),
-            Ok(_) => Some("the leader answered with the wrong kind of reply".into()),
-            Err(e) => Some(e.to_string()),
+        let failed = tokio::select! {
+            r = pending.wait(FORWARD_TIMEOUT) => match r {
+                Ok(ReplyBody::Forwarded(Ok(()))) => None,
+                Ok(ReplyBody::Forwarded(Err(e))) => Some(e),
+                Ok(_) => Some("the leader answered with the wrong kind of reply".into()),
+                Err(e) => Some(e.to_string()),
+            },
+            () = leader_moved(&mut deposed, leader) => Some("the leader changed".into()),
         };
         drop(permit);
         if let Some(e) = failed {
@@ -153,4 +170,58 @@ async fn forward(
             core.abandon(ids);
         }
     });
+}
+
+/// Resolves once `leader` no longer leads as `rx` sees it (at once if it already does not).
+async fn leader_moved(rx: &mut tokio::sync::watch::Receiver<Option<u64>>, leader: u64) {
+    let _ = rx.wait_for(|l| *l != Some(leader)).await;
+    if rx.has_changed().is_err() {
+        // The watch's sender is gone (the server is stopping): nothing more will change.
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leader_moved;
+    use std::time::Duration;
+    use tokio::sync::watch;
+
+    /// Whether `leader_moved` has resolved after the runtime has had a chance to run it.
+    async fn resolved(task: &tokio::task::JoinHandle<()>) -> bool {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        task.is_finished()
+    }
+
+    #[tokio::test]
+    async fn a_forward_gives_up_once_its_leader_no_longer_leads() {
+        let (tx, rx) = watch::channel(Some(1));
+        let watching = |rx: &watch::Receiver<Option<u64>>| {
+            let mut rx = rx.clone();
+            tokio::spawn(async move { leader_moved(&mut rx, 1).await })
+        };
+        // While server 1 leads, nothing happens, even when the same leader is announced again.
+        let t = watching(&rx);
+        tx.send_replace(Some(1));
+        assert!(!resolved(&t).await, "server 1 still leads");
+        // Another leader, or none, ends the wait.
+        tx.send_replace(Some(2));
+        assert!(resolved(&t).await, "server 2 leads now");
+        let t = watching(&rx);
+        assert!(resolved(&t).await, "already moved when the forward started");
+        tx.send_replace(Some(1));
+        let t = watching(&rx);
+        tx.send_replace(None);
+        assert!(resolved(&t).await, "no leader");
+        // A server that stops (the watch goes away) abandons nothing: the wait never ends.
+        tx.send_replace(Some(1));
+        let t = watching(&rx);
+        drop(tx);
+        assert!(!resolved(&t).await, "the server is stopping");
+        t.abort();
+        // (A bound only so a regression fails instead of hanging.)
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
 }
