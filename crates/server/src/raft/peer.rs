@@ -810,7 +810,8 @@ async fn forwarded(core: &Core, batch: Batch) -> Result<(), String> {
     // The leader's clock stamps every write, so times follow the log's order.
     let now = now_ms();
     let mut items = batch.items;
-    // A batch just decoded is not shared: its txns are moved out rather than copied.
+    // A batch just decoded is not shared: its txns are moved out rather than copied (into a
+    // Vec: a borrowing iterator held across `push_all`'s await makes this future not Send).
     let items: Vec<(u64, concord_tree::Txn)> = match Arc::get_mut(&mut items) {
         Some(only) => only
             .iter_mut()

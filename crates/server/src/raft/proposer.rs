@@ -174,8 +174,7 @@ async fn forward(
 
 /// Resolves once `leader` no longer leads as `rx` sees it (at once if it already does not).
 async fn leader_moved(rx: &mut tokio::sync::watch::Receiver<Option<u64>>, leader: u64) {
-    let _ = rx.wait_for(|l| *l != Some(leader)).await;
-    if rx.has_changed().is_err() {
+    if rx.wait_for(|l| *l != Some(leader)).await.is_err() {
         // The watch's sender is gone (the server is stopping): nothing more will change.
         std::future::pending::<()>().await;
     }
